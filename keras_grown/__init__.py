@@ -1,0 +1,19 @@
+"""keras-grown: GROWN continual learning for Keras 3.
+
+Grow a small seed network only when necessary, learn selective masks over
+frozen old weights, and keep every finished task bitwise intact.
+"""
+
+import os as _os
+
+_os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from keras_grown import datasets  # noqa: E402
+from keras_grown import evaluation  # noqa: E402
+from keras_grown.version import __version__  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "datasets",
+    "evaluation",
+]

@@ -1,0 +1,43 @@
+"""Packaging for keras-grown."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "keras_grown" / "version.py").read_text()
+).group(1)
+
+setup(
+    name="keras-grown",
+    version=VERSION,
+    description=(
+        "GROWN continual learning for Keras 3: grow a small seed network only "
+        "when necessary, with zero forgetting by construction."
+    ),
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["keras_grown", "keras_grown.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "tensorflow-datasets>=4.9",
+        "keras-tuner>=1.4",
+        "tensorboard>=2.16",
+        "numpy>=1.26",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "digits": ["scikit-learn>=1.3"],
+        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "scikit-learn>=1.3"],
+        "gpu": ["tensorflow[and-cuda]>=2.16"],
+    },
+    entry_points={"console_scripts": ["keras-grown=keras_grown.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
