@@ -8,12 +8,22 @@ import os as _os
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from keras_grown import backbones  # noqa: E402
 from keras_grown import datasets  # noqa: E402
 from keras_grown import evaluation  # noqa: E402
+from keras_grown import layers  # noqa: E402
+from keras_grown import masks  # noqa: E402
+from keras_grown.model import GrownModel, ModelSize, TaskSummary  # noqa: E402
 from keras_grown.version import __version__  # noqa: E402
 
 __all__ = [
+    "GrownModel",
+    "ModelSize",
+    "TaskSummary",
     "__version__",
+    "backbones",
     "datasets",
     "evaluation",
+    "layers",
+    "masks",
 ]

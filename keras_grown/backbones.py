@@ -1,0 +1,155 @@
+"""Feature extractors built from grown layers.
+
+A backbone is a function `backbone(inputs) -> features` written with the Keras
+functional API. Widths are full-size widths; `GrownModel` calls the function
+inside `growth_scope(seed_ratio=..., capacity=...)`, so the grown layers
+allocate their capacity and pick their seed from the model's settings. Between
+grown layers any shape-preserving Keras layer may stand (pooling, dropout,
+activations), plus `Flatten`, `Add` and `Concatenate`: `channel_sources()`
+traces which grown channels feed each layer through them.
+
+Register your own with `keras.saving.register_keras_serializable()` to save
+models built on it, and pass the function as `GrownModel(backbone=fn)`.
+"""
+
+import keras
+import numpy as np
+
+from keras_grown.layers import GrownConv2D, GrownDense, GrownLayer
+
+
+@keras.saving.register_keras_serializable(package="keras_grown")
+def lenet5(inputs):
+    """LeNet-5 as in the paper (20-50-800-500): two 5x5 convs, two dense layers."""
+    x = GrownConv2D(20, 5, activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+    x = GrownConv2D(50, 5, activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool2")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = GrownDense(800, activation="relu", name="fc1")(x)
+    return GrownDense(500, activation="relu", name="fc2")(x)
+
+
+_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+@keras.saving.register_keras_serializable(package="keras_grown")
+def vgg16_bn(inputs):
+    """VGG16 with batch normalization (13 3x3 convs, task-specific BN), CIFAR style."""
+    x = inputs
+    conv = 0
+    for item in _VGG16:
+        if item == "M":
+            if x.shape[1] is not None and x.shape[1] < 2:
+                continue
+            x = keras.layers.MaxPooling2D(2, name=f"pool{conv}")(x)
+        else:
+            conv += 1
+            x = GrownConv2D(
+                item, 3, padding="same", batch_norm=True, activation="relu",
+                name=f"conv{conv}",
+            )(x)
+    return keras.layers.GlobalAveragePooling2D(name="gap")(x)
+
+
+@keras.saving.register_keras_serializable(package="keras_grown")
+def resnet18(inputs):
+    """ResNet-18 (CIFAR style: 3x3 stem, no stem pooling), every conv grown."""
+    x = GrownConv2D(64, 3, padding="same", batch_norm=True, activation="relu", name="stem")(inputs)
+    for stage, filters in enumerate((64, 128, 256, 512)):
+        for block in range(2):
+            strides = 2 if stage > 0 and block == 0 else 1
+            name = f"stage{stage + 1}_block{block + 1}"
+            shortcut = x
+            h = GrownConv2D(filters, 3, strides=strides, padding="same", batch_norm=True,
+                            activation="relu", name=f"{name}_conv1")(x)
+            h = GrownConv2D(filters, 3, padding="same", batch_norm=True,
+                            name=f"{name}_conv2")(h)
+            if strides != 1 or shortcut.shape[-1] != h.shape[-1]:
+                shortcut = GrownConv2D(filters, 1, strides=strides, batch_norm=True,
+                                       name=f"{name}_shortcut")(shortcut)
+            x = keras.layers.Activation("relu", name=f"{name}_relu")(
+                keras.layers.Add(name=f"{name}_add")([h, shortcut]))
+    return keras.layers.GlobalAveragePooling2D(name="gap")(x)
+
+
+BACKBONES = {"lenet5": lenet5, "vgg16_bn": vgg16_bn, "resnet18": resnet18}
+
+
+def get_backbone(backbone):
+    """Returns the backbone function for a name or a callable."""
+    if callable(backbone):
+        return backbone
+    if backbone not in BACKBONES:
+        raise ValueError(
+            f"Unknown backbone {backbone!r}. Expected one of {sorted(BACKBONES)} "
+            "or a function `fn(inputs) -> features` built from grown layers."
+        )
+    return BACKBONES[backbone]
+
+
+def backbone_name(backbone):
+    if isinstance(backbone, str):
+        return backbone
+    return keras.saving.get_registered_name(backbone)
+
+
+def channel_sources(model):
+    """Traces, for every grown layer of a functional model, what feeds its inputs.
+
+    Returns a function `input_on(channel_on)` that maps `{grown_layer: bool
+    array [allocated_units]}` (which output channels of each grown layer are
+    on) to `{grown_layer: bool array [input_dim]}` (which input channels of
+    each grown layer are on), plus `"__features__"` for the model output.
+    Model inputs are always on. `Flatten` repeats a channel mask over the
+    spatial positions (channels last); `Add`/`Maximum`/`Average` take the union;
+    `Concatenate` concatenates; any other layer must keep the channel count.
+    """
+    grown = [layer for layer in model.layers if isinstance(layer, GrownLayer)]
+    for layer in grown:
+        if len(layer._inbound_nodes) != 1:
+            raise ValueError(
+                f"Grown layer '{layer.name}' is called {len(layer._inbound_nodes)} "
+                "times in the backbone; each grown layer must be called exactly once."
+            )
+
+    def input_on(channel_on):
+        memo = {}
+
+        def tensor_on(tensor):
+            key = id(tensor)
+            if key in memo:
+                return memo[key]
+            op, node_index, _ = tensor._keras_history
+            if isinstance(op, GrownLayer):
+                result = np.asarray(channel_on[op], bool)
+            elif isinstance(op, keras.layers.InputLayer):
+                result = np.ones((tensor.shape[-1],), bool)
+            else:
+                node = op._inbound_nodes[node_index]
+                parents = [tensor_on(t) for t in node.input_tensors]
+                if isinstance(op, keras.layers.Flatten):
+                    shape = node.input_tensors[0].shape
+                    repeats = int(np.prod(shape[1:-1], dtype=int)) if len(shape) > 2 else 1
+                    result = np.tile(parents[0], repeats)
+                elif isinstance(op, (keras.layers.Add, keras.layers.Maximum,
+                                     keras.layers.Average, keras.layers.Subtract)):
+                    result = np.logical_or.reduce(parents)
+                elif isinstance(op, keras.layers.Concatenate):
+                    result = np.concatenate(parents)
+                elif len(parents) == 1 and parents[0].shape[0] == tensor.shape[-1]:
+                    result = parents[0]
+                else:
+                    raise ValueError(
+                        f"Cannot trace channels through layer '{op.name}' "
+                        f"({type(op).__name__}). Between grown layers use "
+                        "shape-preserving layers, Flatten, Add or Concatenate."
+                    )
+            memo[key] = result
+            return result
+
+        result = {layer: tensor_on(layer._inbound_nodes[0].input_tensors[0]) for layer in grown}
+        result["__features__"] = tensor_on(model.outputs[0])
+        return result
+
+    return input_on

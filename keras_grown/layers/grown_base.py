@@ -1,0 +1,382 @@
+"""The storage and masking shared by GrownDense and GrownConv2D."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_grown import masks
+from keras_grown.layers.scope import current_growth_settings, next_layer_seed
+from keras_grown.layers.task_batch_norm import TaskBatchNorm
+from keras_grown.layers.task_state import TaskStateMixin
+
+
+class GrownLayer(TaskStateMixin, keras.layers.Layer):
+    """Base of the grown layers: owner / frozen / free storage and task masks.
+
+    The full capacity (`ceil(units * capacity)` output channels) is allocated
+    once, so shapes never change: growth flips masks, it never reshapes a
+    variable. Per kernel (the k x k slice between one input and one output
+    channel; one weight for Dense) the layer keeps:
+
+    * `owner[i, o]`: 0 = free, k = owned by task k - 1 (1-based, 0-based task
+      index plus one). Owned values live in the non-trainable
+      `frozen_kernel`, free values in the trainable `free_kernel`; the forward
+      pass reads `where(owner > 0, frozen_kernel, free_kernel)`, so no
+      optimizer (momentum, decoupled weight decay) can move an owned weight.
+    * `active[o]`: 1 when channel o is active (part of the seed or grown by a
+      task), 0 while it is dormant in the capacity pool.
+    * per finished task: its kernel mask (what it reads, packed 1 bit per
+      kernel) and its channel mask (which outputs are on, 1 bit per channel),
+      and its bias.
+    * the scores of the current task's selective, attentive and grown masks.
+
+    The effective mask of the task being learned (DESIGN.md):
+
+        M[i, o] = m_s[i, o]           if owner[i, o] > 0     (frozen, picked)
+                = m_a[i, o]           if free and o active
+                = m_g[o] * m_a[i, o]  if free and o dormant
+
+    and the output is `act(norm(op(x, W * M) + b)) * gate[o]` with
+    `gate[o] = active[o]` (or `max(active[o], m_g[o])` while growing): an off
+    channel outputs exactly zero, so nothing downstream can read it.
+    """
+
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=None,
+        batch_norm=False,
+        seed_ratio=None,
+        capacity=None,
+        kernel_initializer="glorot_uniform",
+        temperature=None,
+        gumbel=None,
+        selective_init=None,
+        attentive_init=None,
+        grown_init=None,
+        seed=None,
+        num_tasks=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        defaults = current_growth_settings()
+
+        def pick(value, key):
+            return defaults[key] if value is None else value
+
+        self.units = _positive_int(units, "units")
+        self.activation = keras.activations.get(activation)
+        self.batch_norm = bool(batch_norm)
+        self.use_bias = (not self.batch_norm) if use_bias is None else bool(use_bias)
+        self.seed_ratio = float(pick(seed_ratio, "seed_ratio"))
+        self.capacity = float(pick(capacity, "capacity"))
+        validate_growth_settings(self.seed_ratio, self.capacity)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.temperature = float(pick(temperature, "temperature"))
+        if not self.temperature > 0:
+            raise ValueError(
+                "temperature must be positive. "
+                f"Received: temperature={self.temperature}"
+            )
+        self.gumbel = masks.validate_gumbel_form(pick(gumbel, "gumbel"))
+        self.selective_init = float(pick(selective_init, "selective_init"))
+        self.attentive_init = float(pick(attentive_init, "attentive_init"))
+        self.grown_init = float(pick(grown_init, "grown_init"))
+        self.seed = next_layer_seed() if seed is None else seed
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self.allocated_units = max(self.units, math.ceil(self.units * self.capacity))
+        self.seed_units = min(
+            self.allocated_units, max(1, int(round(self.units * self.seed_ratio)))
+        )
+        self.normalization = TaskBatchNorm(name="task_batch_norm") if self.batch_norm else None
+        # How the model trains the current task (set by GrownModel; Python
+        # state read at trace time, like `trainable`).
+        self.selective_learned = True
+        self.attentive_learned = True
+        self.released_trainable = True
+        # Weight of one channel in the l0 term and in the size report, set by
+        # GrownModel once it knows the full-size input width of this layer.
+        self.full_input_dim = None
+        self._init_task_state(num_tasks)
+
+    # -- subclass hooks -------------------------------------------------
+    @property
+    def kernel_spatial_shape(self):
+        """Spatial shape of one kernel: `()` for Dense, `(kh, kw)` for Conv2D."""
+        raise NotImplementedError
+
+    def _apply_kernel(self, inputs, kernel):
+        raise NotImplementedError
+
+    # -- build ----------------------------------------------------------
+    def build(self, input_shape):
+        self.input_dim = int(input_shape[-1])
+        kernel_shape = tuple(self.kernel_spatial_shape) + (
+            self.input_dim,
+            self.allocated_units,
+        )
+        mask_shape = (self.input_dim, self.allocated_units)
+        self.free_kernel = self.add_weight(
+            name="free_kernel", shape=kernel_shape, initializer=self.kernel_initializer
+        )
+        self.frozen_kernel = self.add_weight(
+            name="frozen_kernel", shape=kernel_shape, initializer="zeros", trainable=False
+        )
+        self.owner = self.add_weight(
+            name="owner", shape=mask_shape, initializer="zeros", dtype="int32",
+            trainable=False,
+        )
+        active = np.zeros((self.allocated_units,), "float32")
+        active[: self.seed_units] = 1.0
+        self.active = self.add_weight(
+            name="active", shape=(self.allocated_units,),
+            initializer=keras.initializers.Constant(active), trainable=False,
+        )
+        self.selective_score = self.add_weight(
+            name="selective_score", shape=mask_shape,
+            initializer=keras.initializers.Constant(self.selective_init),
+        )
+        self.attentive_score = self.add_weight(
+            name="attentive_score", shape=mask_shape,
+            initializer=keras.initializers.Constant(self.attentive_init),
+        )
+        self.grown_score = self.add_weight(
+            name="grown_score", shape=(self.allocated_units,),
+            initializer=keras.initializers.Constant(self.grown_init),
+        )
+        if self.normalization is not None:
+            self.normalization.build(self._output_shape_for(input_shape))
+        self.built = True
+        self._build_initial_task_states()
+
+    def _output_shape_for(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.allocated_units,)
+
+    def _create_task_variables(self, index):
+        mask_bytes = math.ceil(self.input_dim * self.allocated_units / 8)
+        channel_bytes = math.ceil(self.allocated_units / 8)
+        created = {
+            "kernel_mask": self.add_weight(
+                name=f"task_{index}_kernel_mask", shape=(mask_bytes,),
+                initializer="zeros", dtype="uint8", trainable=False,
+            ),
+            "channel_mask": self.add_weight(
+                name=f"task_{index}_channel_mask", shape=(channel_bytes,),
+                initializer="zeros", dtype="uint8", trainable=False,
+            ),
+        }
+        if self.use_bias:
+            created["bias"] = self.add_weight(
+                name=f"task_{index}_bias", shape=(self.allocated_units,),
+                initializer="zeros",
+            )
+        if self.normalization is not None:
+            self.normalization.add_task_state()
+        return created
+
+    def set_task(self, task, finished, growth_enabled=False):
+        super().set_task(task, finished, growth_enabled)
+        if self.normalization is not None:
+            self.normalization.set_task(task, finished, growth_enabled)
+
+    def freeze_task_state(self, task):
+        super().freeze_task_state(task)
+        if self.normalization is not None:
+            self.normalization.freeze_task_state(task)
+
+    @property
+    def score_variables(self):
+        """The trainable mask scores (trained by the model's mask optimizer)."""
+        return [self.selective_score, self.attentive_score, self.grown_score]
+
+    def reset_scores(self):
+        """Re-initializes the mask scores for a new task."""
+        shape = self.selective_score.shape
+        self.selective_score.assign(np.full(shape, self.selective_init, "float32"))
+        self.attentive_score.assign(np.full(shape, self.attentive_init, "float32"))
+        self.grown_score.assign(
+            np.full(self.grown_score.shape, self.grown_init, "float32")
+        )
+
+    def reset_dormant_grown_scores(self):
+        """Gives channels that are still off another chance (a new growth round)."""
+        scores = ops.convert_to_numpy(self.grown_score)
+        off = (ops.convert_to_numpy(self.active) == 0) & (scores <= 0)
+        scores[off] = self.grown_init
+        self.grown_score.assign(scores)
+
+    # -- forward --------------------------------------------------------
+    def _mask(self, score, learned, training):
+        if not learned:
+            return ops.ones_like(score)
+        return masks.straight_through_gumbel_sigmoid(
+            score, self.temperature, self.seed_generator, self.gumbel, training
+        )
+
+    def effective_kernel(self, training=False):
+        """The kernel and output-channel gate the selected task computes with."""
+        spatial = (None,) * len(self.kernel_spatial_shape)
+        mask_shape = (self.input_dim, self.allocated_units)
+        if self.task_finished:
+            # A finished task reads its stored mask over owned (frozen)
+            # weights only; `where` keeps the kernel bitwise identical
+            # whatever later tasks write elsewhere in `frozen_kernel`.
+            use = masks.unpack_bits(self._current("kernel_mask"), mask_shape)
+            gate = masks.unpack_bits(self._current("channel_mask"), (self.allocated_units,))
+            kernel = ops.where(
+                ops.greater(use, 0.0)[spatial], self.frozen_kernel, 0.0
+            )
+            return kernel, gate
+        owned = ops.greater(self.owner, 0)
+        # Weights owned by earlier tasks come from the frozen store, all
+        # others from the trainable free store.
+        weights = ops.where(owned[spatial], self.frozen_kernel, self.free_kernel)
+        selective = self._mask(self.selective_score, self.selective_learned, training)
+        attentive = self._mask(self.attentive_score, self.attentive_learned, training)
+        if not self.released_trainable:
+            # Ablation "+Sel-mask"/"Grow": free weights inside active channels
+            # are not re-trained; only grown channels receive new weights.
+            attentive = attentive * (1.0 - self.active)[None, :]
+        if self.growth_enabled:
+            # Eq. 3: expand with the grown and attentive masks.
+            grown = self._mask(self.grown_score, True, training)
+            gate = self.active + (1.0 - self.active) * grown
+        else:
+            gate = self.active
+        # Eq. 2: pick frozen weights with the selective mask; free weights of
+        # on-channels with the attentive mask.
+        mask = ops.where(owned, selective, attentive * gate[None, :])
+        return weights * mask[spatial], gate
+
+    def call(self, inputs, training=None):
+        kernel, gate = self.effective_kernel(training=bool(training))
+        outputs = self._apply_kernel(inputs, kernel)
+        if self.use_bias:
+            outputs = outputs + self._current("bias")
+        if self.normalization is not None:
+            outputs = self.normalization(outputs, training=training)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs * gate
+
+    def compute_output_shape(self, input_shape):
+        raise NotImplementedError
+
+    # -- growth bookkeeping (eager, NumPy; never in a compiled step) -----
+    def hard_channel_on(self):
+        """Output channels on for the current task without noise."""
+        on = ops.convert_to_numpy(self.active) > 0
+        if self.growth_enabled:
+            on |= ops.convert_to_numpy(self.grown_score) > 0
+        return on
+
+    def hard_kernel_mask(self):
+        """`M` without noise and before channel gating, as a bool array [in, out]."""
+        owned = ops.convert_to_numpy(self.owner) > 0
+        shape = owned.shape
+        selective = (
+            ops.convert_to_numpy(self.selective_score) > 0
+            if self.selective_learned else np.ones(shape, bool)
+        )
+        attentive = (
+            ops.convert_to_numpy(self.attentive_score) > 0
+            if self.attentive_learned else np.ones(shape, bool)
+        )
+        if not self.released_trainable:
+            attentive &= (ops.convert_to_numpy(self.active) == 0)[None, :]
+        return np.where(owned, selective, attentive)
+
+    def finish_task_state(self, input_on):
+        """Hardens the masks of the current task and takes ownership.
+
+        Args:
+            input_on: bool array [input_dim], the input channels that are on
+                for this task (a kernel is used only if its input channel and
+                its output channel are both on).
+
+        Returns:
+            dict with the layer's growth summary for the task.
+        """
+        task = self.task
+        output_on = self.hard_channel_on()
+        use = self.hard_kernel_mask() & input_on[:, None] & output_on[None, :]
+        owner = ops.convert_to_numpy(self.owner)
+        taken = use & (owner == 0)
+        active = ops.convert_to_numpy(self.active) > 0
+        grown = output_on & ~active
+        owner = np.where(taken, task + 1, owner).astype("int32")
+        frozen = ops.convert_to_numpy(self.frozen_kernel)
+        free = ops.convert_to_numpy(self.free_kernel)
+        frozen = np.where(taken[(None,) * len(self.kernel_spatial_shape)], free, frozen)
+        self.frozen_kernel.assign(frozen)
+        self.owner.assign(owner)
+        self.active.assign((active | grown).astype("float32"))
+        self._current("kernel_mask").assign(masks.pack_bits(use))
+        self._current("channel_mask").assign(masks.pack_bits(output_on))
+        self.freeze_task_state(task)
+        kernel_elems = int(np.prod(self.kernel_spatial_shape, dtype=int))
+        return {
+            "channels_grown": int(grown.sum()),
+            "channels_on": int(output_on.sum()),
+            "kernels_taken": int(taken.sum()),
+            "kernels_reused": int((use & (owner > 0) & ~taken).sum()),
+            "weights_taken": int(taken.sum()) * kernel_elems,
+        }
+
+    def task_kernel_mask(self, task):
+        """Bool array [in, out]: the stored kernel mask of a finished task."""
+        packed = ops.convert_to_numpy(self._task_variables[task]["kernel_mask"])
+        bits = np.unpackbits(packed)[: self.input_dim * self.allocated_units]
+        return bits.reshape(self.input_dim, self.allocated_units).astype(bool)
+
+    def task_channel_mask(self, task):
+        """Bool array [out]: the output channels a finished task uses."""
+        packed = ops.convert_to_numpy(self._task_variables[task]["channel_mask"])
+        return np.unpackbits(packed)[: self.allocated_units].astype(bool)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "batch_norm": self.batch_norm,
+                "seed_ratio": self.seed_ratio,
+                "capacity": self.capacity,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "temperature": self.temperature,
+                "gumbel": self.gumbel,
+                "selective_init": self.selective_init,
+                "attentive_init": self.attentive_init,
+                "grown_init": self.grown_init,
+                "seed": self.seed,
+                "num_tasks": self.num_task_states if self.built else self._initial_num_tasks,
+            }
+        )
+        return config
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+    return int(value)
+
+
+def validate_growth_settings(seed_ratio, capacity):
+    """Raises a clear error for a seed ratio outside (0, 1] or a capacity below 1."""
+    if not 0.0 < float(seed_ratio) <= 1.0:
+        raise ValueError(
+            "seed_ratio is the fraction of the full-size width the seed network "
+            f"starts with and must be in (0, 1]. Received: seed_ratio={seed_ratio}"
+        )
+    if not float(capacity) >= 1.0:
+        raise ValueError(
+            "capacity is the allocated width as a multiple of the full-size "
+            f"width and must be >= 1. Received: capacity={capacity}"
+        )

@@ -1,0 +1,118 @@
+"""Batch normalization with one set of statistics and affines per task."""
+
+import keras
+from keras import ops
+
+from keras_grown.layers.task_state import TaskStateMixin
+
+
+@keras.saving.register_keras_serializable(package="keras_grown")
+class TaskBatchNorm(TaskStateMixin, keras.layers.Layer):
+    """Batch normalization whose statistics and affines belong to one task.
+
+    Every task owns its `gamma`, `beta`, `moving_mean` and `moving_variance`
+    over the last axis. While the current task trains, its batch statistics
+    normalize the input and update its moving statistics; a finished task
+    always uses its frozen moving statistics, so nothing a later task does can
+    change it.
+
+    Args:
+        momentum: momentum of the moving statistics. Defaults to 0.9 (tasks
+            are short; Keras' 0.99 lags behind after a few hundred steps).
+        epsilon: small float added to the variance.
+        num_tasks: number of task states to create at build time (used when a
+            saved model is rebuilt). Defaults to 0.
+
+    Input shape:
+        Any tensor whose last axis is the channel axis.
+
+    Output shape:
+        Same as the input.
+
+    Example:
+
+    ```python
+    norm = TaskBatchNorm()
+    norm.build((None, 16))
+    norm.add_task_state()
+    norm.set_task(0, finished=False)
+    y = norm(x, training=True)
+    ```
+    """
+
+    def __init__(self, momentum=0.9, epsilon=1e-3, num_tasks=0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(
+                f"momentum must be in [0, 1). Received: momentum={momentum}"
+            )
+        if epsilon <= 0:
+            raise ValueError(f"epsilon must be positive. Received: epsilon={epsilon}")
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self._init_task_state(num_tasks)
+
+    def build(self, input_shape):
+        self.channels = int(input_shape[-1])
+        self.built = True
+        self._build_initial_task_states()
+
+    def _create_task_variables(self, index):
+        shape = (self.channels,)
+        return {
+            "gamma": self.add_weight(
+                name=f"task_{index}_gamma", shape=shape, initializer="ones"
+            ),
+            "beta": self.add_weight(
+                name=f"task_{index}_beta", shape=shape, initializer="zeros"
+            ),
+            "moving_mean": self.add_weight(
+                name=f"task_{index}_moving_mean",
+                shape=shape,
+                initializer="zeros",
+                trainable=False,
+            ),
+            "moving_variance": self.add_weight(
+                name=f"task_{index}_moving_variance",
+                shape=shape,
+                initializer="ones",
+                trainable=False,
+            ),
+        }
+
+    def freeze_task_state(self, task):
+        for key in ("gamma", "beta"):
+            self._task_variables[task][key].trainable = False
+
+    def call(self, inputs, training=None):
+        gamma = self._current("gamma")
+        beta = self._current("beta")
+        moving_mean = self._current("moving_mean")
+        moving_variance = self._current("moving_variance")
+        if training and not self.task_finished:
+            axes = list(range(len(inputs.shape) - 1))
+            mean, variance = ops.moments(inputs, axes=axes)
+            moving_mean.assign(
+                moving_mean * self.momentum + mean * (1.0 - self.momentum)
+            )
+            moving_variance.assign(
+                moving_variance * self.momentum + variance * (1.0 - self.momentum)
+            )
+        else:
+            mean, variance = moving_mean, moving_variance
+        scale = gamma * ops.rsqrt(variance + self.epsilon)
+        return inputs * scale + (beta - mean * scale)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+                "num_tasks": self.num_task_states if self.built else self._initial_num_tasks,
+            }
+        )
+        return config

@@ -1,0 +1,85 @@
+"""Shared machinery for layers that keep one set of state per task."""
+
+class TaskStateMixin:
+    """Bookkeeping for layers whose variables include one group per task.
+
+    The model tells every task-aware layer which task to answer for
+    (`set_task`), whether that task is finished (then everything it reads is
+    frozen) and whether learnable growth is on. Per-task variables are created
+    by `add_task_state()` after build, the way `Dense.enable_lora()` adds
+    variables: the layer's tracker is unlocked for the creation and locked
+    again. Per-task variables are always created trainable and frozen
+    afterwards (`freeze_task_state`), so the saved variable order is the same
+    whether a model was trained or loaded.
+    """
+
+    def _init_task_state(self, num_tasks):
+        if not isinstance(num_tasks, int) or num_tasks < 0:
+            raise ValueError(
+                f"num_tasks must be a non-negative integer. Received: num_tasks={num_tasks!r}"
+            )
+        self._initial_num_tasks = num_tasks
+        self.num_task_states = 0
+        self.task = None
+        self.task_finished = False
+        self.growth_enabled = False
+        self._task_variables = []
+
+    def set_task(self, task, finished, growth_enabled=False):
+        """Selects the task the layer answers for (Python state, read at trace time)."""
+        if task is not None and not 0 <= task < self.num_task_states:
+            raise ValueError(
+                f"Layer '{self.name}' has state for {self.num_task_states} task(s); "
+                f"received task={task}."
+            )
+        self.task = task
+        self.task_finished = bool(finished)
+        self.growth_enabled = bool(growth_enabled)
+
+    def add_task_state(self):
+        """Creates the variables of one more task; returns its 0-based index."""
+        if not self.built:
+            raise ValueError(
+                f"Cannot add a task to layer '{self.name}' before it is built. "
+                "Call the layer on an input first."
+            )
+        index = self.num_task_states
+        locked = self._tracker.locked
+        self._tracker.unlock()
+        try:
+            created = self._create_task_variables(index)
+        finally:
+            if locked:
+                self._tracker.lock()
+        self._task_variables.append(created)
+        self.num_task_states += 1
+        return index
+
+    def freeze_task_state(self, task):
+        """Makes every variable of `task` non-trainable (finished tasks are frozen)."""
+        for variable in self._task_variables[task].values():
+            variable.trainable = False
+
+    def _build_initial_task_states(self):
+        for _ in range(self._initial_num_tasks):
+            self.add_task_state()
+
+    def _create_task_variables(self, index):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _current(self, key):
+        if self.task is None:
+            raise ValueError(
+                f"Layer '{self.name}' has no task selected. Call "
+                "GrownModel.add_task() (or select_task()) before using the model."
+            )
+        return self._task_variables[self.task][key]
+
+
+def get_task_aware_layers(layer):
+    """All `TaskStateMixin` layers inside `layer`, itself included, in order."""
+    return [
+        sub
+        for sub in layer._flatten_layers(include_self=True, recursive=True)
+        if isinstance(sub, TaskStateMixin)
+    ]

@@ -1,0 +1,119 @@
+"""Binary masks learned from real-valued scores.
+
+GROWN learns three binary masks (selective, attentive, grown) with a
+straight-through Gumbel-Sigmoid: the forward pass uses the hard 0/1 value, the
+backward pass the gradient of the soft (relaxed) value. At inference there is no
+noise and a mask is on exactly when `sigmoid(score) > 0.5`, that is when
+`score > 0`.
+
+Two forms of the relaxation are offered:
+
+* `"concrete"` (default): the standard binary-Concrete form (Maddison et al.
+  2017, Louizos et al. 2018). The score is the logit of the keep probability:
+
+      m = sigmoid((score + log(u) - log(1 - u)) / T),  u ~ Uniform(0, 1)
+
+  so the hard sample is on with probability `sigmoid(score)`, the same
+  probability that the noise-free inference rule uses.
+
+* `"paper"`: the paper's literal Eq. 6. With `pi0 = sigmoid(score)` and two
+  Gumbel draws g0, g1 it writes
+
+      m = exp((log(pi0) + g0) / T) / (exp((log(pi0) + g0) / T) + exp(g1 / T))
+        = sigmoid((log(pi0) + g0 - g1) / T)
+
+  The second logit is `g1 / T`, with no `log(1 - pi0)` term, so the logit is
+  `log_sigmoid(score)` instead of `score`. Since `log(pi0) < 0`, a hard sample
+  is on with probability `sigmoid(log(pi0)) = pi0 / (1 + pi0) < pi0`: the paper
+  form is biased towards 0 during training compared with its own inference rule.
+  It is here so that the paper's numbers can be reproduced; prefer `"concrete"`.
+
+In both forms `g0 - g1` (difference of two standard Gumbels) has the logistic
+distribution, which is how it is sampled.
+"""
+
+import keras
+from keras import ops
+
+GUMBEL_FORMS = ("concrete", "paper")
+
+
+def validate_gumbel_form(gumbel):
+    if gumbel not in GUMBEL_FORMS:
+        raise ValueError(
+            f"Unknown Gumbel-Sigmoid form. Expected one of {GUMBEL_FORMS}; "
+            f"received: gumbel={gumbel!r}. Use 'concrete' (standard "
+            "binary-Concrete, the default) or 'paper' (the paper's Eq. 6)."
+        )
+    return gumbel
+
+
+def logistic_noise(shape, seed):
+    """Samples `log(u) - log(1 - u)`, `u ~ U(0, 1)`: the difference of two
+    standard Gumbel variables."""
+    u = keras.random.uniform(shape, minval=1e-6, maxval=1.0 - 1e-6, seed=seed)
+    return ops.log(u) - ops.log1p(-u)
+
+
+def hard_mask(score):
+    """Noise-free inference rule: on exactly when `sigmoid(score) > 0.5`."""
+    return ops.cast(ops.greater(score, 0.0), "float32")
+
+
+def straight_through_gumbel_sigmoid(
+    score, temperature=1.0, seed=None, gumbel="concrete", training=True
+):
+    """Samples a binary mask with a straight-through Gumbel-Sigmoid.
+
+    Forward value: exactly 0.0 or 1.0. Gradient: that of the soft sample
+    `sigmoid((logit + noise) / temperature)`.
+
+    Args:
+        score: float tensor of mask scores (logits).
+        temperature: positive float, the relaxation temperature `T`.
+        seed: a `keras.random.SeedGenerator` (or int) for the noise.
+        gumbel: `"concrete"` or `"paper"` (see the module docstring).
+        training: when False there is no noise and no gradient trick: the
+            result is `hard_mask(score)`.
+
+    Returns:
+        A float32 tensor of the shape of `score`, with values in {0, 1}.
+    """
+    if not training:
+        return hard_mask(score)
+    logit = score if gumbel == "concrete" else ops.log_sigmoid(score)
+    soft = ops.sigmoid((logit + logistic_noise(ops.shape(score), seed)) / temperature)
+    hard = ops.cast(ops.greater(soft, 0.5), soft.dtype)
+    # `soft - stop_gradient(soft)` is exactly 0.0, so the forward value is
+    # exactly `hard`; the gradient is that of `soft`.
+    return hard + (soft - ops.stop_gradient(soft))
+
+
+def expected_l0(score):
+    """Expected number of `on` entries under the relaxation: `sum(sigmoid(s))`.
+
+    `||m||_0` is not differentiable; its expectation under the binary-Concrete
+    relaxation is `sum(sigmoid(score))` (for the `"concrete"` form; it is the
+    same inference-time probability for the `"paper"` form).
+    """
+    return ops.sum(ops.sigmoid(score))
+
+
+def pack_bits(mask):
+    """Packs a boolean NumPy array into uint8 bytes (big-endian bit order)."""
+    import numpy as np
+
+    return np.packbits(np.asarray(mask, dtype=bool).reshape(-1))
+
+
+def unpack_bits(packed, shape):
+    """Unpacks `pack_bits` output back to a float32 tensor of `shape` (in-graph)."""
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    shifts = ops.convert_to_tensor([7, 6, 5, 4, 3, 2, 1, 0], dtype="uint8")
+    bits = ops.bitwise_and(
+        ops.right_shift(ops.expand_dims(packed, -1), shifts), ops.cast(1, "uint8")
+    )
+    bits = ops.reshape(bits, (-1,))[:size]
+    return ops.reshape(ops.cast(bits, "float32"), shape)

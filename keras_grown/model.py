@@ -1,0 +1,743 @@
+"""GrownModel: one Keras model that learns a stream of tasks by growing."""
+
+import dataclasses
+import inspect
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_grown import backbones as backbones_lib
+from keras_grown import masks
+from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin, growth_scope
+from keras_grown.layers.grown_base import validate_growth_settings
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSize:
+    """The size of a GrownModel, in the paper's terms.
+
+    Attributes:
+        ratio: weights owned by any task over the weights of one full-size
+            backbone (the paper's "0.5x ... 1.2x").
+        owned_weights: backbone kernel weights owned by some task.
+        full_size_weights: kernel weights of one full-size backbone.
+        head_weights: weights of the task heads, counted over the features
+            each task uses (kernel + bias), reported apart.
+        task_specific_weights: per-task biases and batch-norm affines of the
+            finished tasks, reported apart.
+        mask_bytes: bytes of the stored per-task masks (1 bit per kernel and
+            per channel, packed).
+        owned_by_task: owned backbone weights per task.
+    """
+
+    ratio: float
+    owned_weights: int
+    full_size_weights: int
+    head_weights: int
+    task_specific_weights: int
+    mask_bytes: int
+    owned_by_task: tuple
+
+    def __str__(self):
+        return (
+            f"{self.ratio:.3f}x ({self.owned_weights:,} of {self.full_size_weights:,} "
+            f"full-size weights; heads {self.head_weights:,}; masks {self.mask_bytes:,} B)"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSummary:
+    """What `finish_task()` did: per-layer growth and the model size after it."""
+
+    task: int
+    layers: dict
+    size: ModelSize
+
+    @property
+    def channels_grown(self):
+        return sum(v["channels_grown"] for v in self.layers.values())
+
+    @property
+    def kernels_taken(self):
+        return sum(v["kernels_taken"] for v in self.layers.values())
+
+
+_COMPILE_DEFAULTS = dict(
+    optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_grown")
+class GrownModel(keras.Model):
+    """A continual learner that grows a small seed network only when necessary.
+
+    GROWN (see DESIGN.md): tasks arrive one after another, each with its own
+    head. The backbone starts as a seed (`seed_ratio` of the full-size width)
+    inside a pool of `capacity` times the full-size width. For every task:
+
+    * `add_task(ds)`: a new head; old weights are frozen; a selective mask
+      picks which of them the task reads; released weights (free weights of
+      active channels) are re-trained under an attentive mask. On the first
+      task learnable sparse growth is on from the start.
+    * `fit(...)`: ordinary Keras training. The loss is the task loss plus
+      `l0_lambda * l0` while growing.
+    * `grow()`: if the task needs more capacity, turn on learnable sparse
+      growth (grown mask over dormant channels, attentive mask over their
+      kernels) and train again.
+    * `finish_task()`: masks are hardened, the kernels the task uses become
+      its own and are frozen forever; its outputs never change again.
+
+    Args:
+        backbone: `"lenet5"`, `"vgg16_bn"`, `"resnet18"`, or a function
+            `fn(inputs) -> features` built from grown layers.
+        input_shape: shape of one input image, e.g. `(28, 28, 1)`.
+        seed_ratio: fraction of the full-size width active at the start, in
+            (0, 1].
+        capacity: allocated width as a multiple of the full-size width, >= 1.
+        l0_lambda: weight of the l0 growth penalty, >= 0. The l0 term is the
+            expected growth of the model size (in full-size backbones) under
+            the relaxation, so `l0_lambda` means the same for every backbone.
+        temperature: Gumbel-Sigmoid temperature, > 0.
+        gumbel: `"concrete"` (standard binary-Concrete) or `"paper"` (Eq. 6
+            as printed); see `keras_grown.masks`.
+        selective_init, attentive_init, grown_init: initial mask scores.
+        mask_learning_rate: learning rate of the separate Adam that trains
+            the mask scores (they must move faster than the weights).
+        selective_mask: learn the selective mask over frozen weights (else
+            all frozen weights are read).
+        attentive_mask: learn the attentive mask over free weights (else all
+            free weights of on-channels are used).
+        learnable_growth: allow learnable sparse growth (`grow()`).
+        retrain_released: re-train free weights inside active channels.
+        seed: seed of the Gumbel noise (with `keras.utils.set_random_seed`
+            for the rest).
+
+    Example:
+
+    ```python
+    import keras_grown as kg
+
+    model = kg.GrownModel(backbone="lenet5", input_shape=(28, 28, 1),
+                          seed_ratio=0.5, capacity=2.0, l0_lambda=1e-3)
+    for task in kg.datasets.split_fashion_mnist(num_tasks=5):
+        model.add_task(task.train)
+        model.fit(task.train.batch(64), epochs=3)
+        model.finish_task()
+    model.select_task(0)
+    ```
+    """
+
+    def __init__(
+        self,
+        backbone="lenet5",
+        input_shape=(28, 28, 1),
+        seed_ratio=0.5,
+        capacity=2.0,
+        l0_lambda=1e-3,
+        temperature=1.0,
+        gumbel="concrete",
+        selective_init=1.0,
+        attentive_init=1.0,
+        grown_init=0.0,
+        mask_learning_rate=1e-2,
+        selective_mask=True,
+        attentive_mask=True,
+        learnable_growth=True,
+        retrain_released=True,
+        seed=None,
+        tasks=(),
+        growth_enabled=False,
+        selected_task=None,
+        **kwargs,
+    ):
+        backbone_fn = backbones_lib.get_backbone(backbone)
+        validate_growth_settings(seed_ratio, capacity)
+        if not float(l0_lambda) >= 0:
+            raise ValueError(f"l0_lambda must be >= 0. Received: l0_lambda={l0_lambda}")
+        if not float(temperature) > 0:
+            raise ValueError(
+                f"temperature must be positive. Received: temperature={temperature}"
+            )
+        masks.validate_gumbel_form(gumbel)
+        if not float(mask_learning_rate) > 0:
+            raise ValueError(
+                "mask_learning_rate must be positive. "
+                f"Received: mask_learning_rate={mask_learning_rate}"
+            )
+        input_shape = tuple(int(d) for d in input_shape)
+        super().__init__(**kwargs)
+        self.backbone_name = backbones_lib.backbone_name(backbone)
+        self.image_shape = input_shape
+        self.seed_ratio = float(seed_ratio)
+        self.capacity = float(capacity)
+        self.l0_lambda = float(l0_lambda)
+        self.temperature = float(temperature)
+        self.gumbel = gumbel
+        self.selective_init = float(selective_init)
+        self.attentive_init = float(attentive_init)
+        self.grown_init = float(grown_init)
+        self.mask_learning_rate = float(mask_learning_rate)
+        self.selective_mask = bool(selective_mask)
+        self.attentive_mask = bool(attentive_mask)
+        self.learnable_growth = bool(learnable_growth)
+        self.retrain_released = bool(retrain_released)
+        self.seed = seed
+
+        with growth_scope(
+            seed_ratio=self.seed_ratio, capacity=self.capacity,
+            temperature=self.temperature, gumbel=self.gumbel,
+            selective_init=self.selective_init, attentive_init=self.attentive_init,
+            grown_init=self.grown_init, seed=seed,
+        ):
+            inputs = keras.Input(input_shape, name="image")
+            features = backbone_fn(inputs)
+        self.backbone = keras.Model(inputs, features, name="backbone")
+        if len(features.shape) != 2:
+            raise ValueError(
+                "A backbone must return 2D features (batch_size, features); "
+                f"received shape {features.shape}. End it with Flatten or pooling."
+            )
+        self.heads = TaskHeads(name="heads")
+        self.heads.build(features.shape)
+        self.grown_layers = [l for l in self.backbone.layers if isinstance(l, GrownLayer)]
+        if not self.grown_layers:
+            raise ValueError("The backbone has no grown layer (GrownConv2D, GrownDense).")
+        self._task_layers = [
+            l for l in self.backbone.layers if isinstance(l, TaskStateMixin)
+        ] + [self.heads]
+        for layer in self.grown_layers:
+            layer.selective_learned = self.selective_mask
+            layer.attentive_learned = self.attentive_mask
+            layer.released_trainable = self.retrain_released
+        self._input_on = backbones_lib.channel_sources(self.backbone)
+        self._measure_full_size()
+
+        self.l0_tracker = keras.metrics.Mean(name="l0")
+        self.growth_tracker = keras.metrics.Mean(name="growth_ratio")
+        self.mask_optimizer = None
+        self._compile_kwargs = None
+        self._tasks = []
+        self._growth = False
+        self._selected = None
+        self.built = True
+        for spec in tasks:
+            self._create_task(int(spec["num_classes"]))
+            if spec.get("finished", True):
+                self._tasks[-1]["finished"] = True
+                self._freeze_task(len(self._tasks) - 1)
+        self._growth = bool(growth_enabled) and self.current_task is not None
+        if selected_task is not None and self._tasks:
+            self._select(int(selected_task))
+
+    # ------------------------------------------------------------------ size
+    def _measure_full_size(self):
+        full_on = {
+            layer: np.arange(layer.allocated_units) < layer.units
+            for layer in self.grown_layers
+        }
+        full_in = self._input_on(full_on)
+        total = 0
+        for layer in self.grown_layers:
+            layer.full_input_dim = int(full_in[layer].sum())
+            total += layer.full_input_dim * layer.units * _kernel_elems(layer)
+        self.full_size_weights = total
+        # Weight of one channel of each layer in the l0 term and in the
+        # growth ratio: the kernel weights it adds at full-size fan-in, over
+        # the weights of one full-size backbone.
+        self._channel_weights = [
+            layer.full_input_dim * _kernel_elems(layer) / total for layer in self.grown_layers
+        ]
+
+    def model_size(self):
+        """The model size after the finished tasks (see `ModelSize`)."""
+        owned = 0
+        by_task = np.zeros(len(self._tasks), dtype=np.int64)
+        mask_bytes = 0
+        task_specific = 0
+        for layer in self.grown_layers:
+            owner = ops.convert_to_numpy(layer.owner)
+            elems = _kernel_elems(layer)
+            owned += int((owner > 0).sum()) * elems
+            for k in range(len(self._tasks)):
+                by_task[k] += int((owner == k + 1).sum()) * elems
+            for k in self.finished_tasks:
+                variables = layer._task_variables[k]
+                mask_bytes += int(variables["kernel_mask"].shape[0])
+                mask_bytes += int(variables["channel_mask"].shape[0])
+                channels = int(layer.task_channel_mask(k).sum())
+                task_specific += channels * (int(layer.use_bias) + 2 * int(layer.batch_norm))
+        head_weights = 0
+        for k in self.finished_tasks:
+            features = self._input_on({l: l.task_channel_mask(k) for l in self.grown_layers})
+            head_weights += (int(features["__features__"].sum()) + 1) * self._tasks[k]["num_classes"]
+        return ModelSize(
+            ratio=owned / self.full_size_weights,
+            owned_weights=owned,
+            full_size_weights=self.full_size_weights,
+            head_weights=head_weights,
+            task_specific_weights=task_specific,
+            mask_bytes=mask_bytes,
+            owned_by_task=tuple(int(v) for v in by_task),
+        )
+
+    def growth_report(self):
+        """Per grown layer: active width over full-size width, kernels owned per task."""
+        report = []
+        for layer in self.grown_layers:
+            owner = ops.convert_to_numpy(layer.owner)
+            active = int((ops.convert_to_numpy(layer.active) > 0).sum())
+            report.append(
+                {
+                    "layer": layer.name,
+                    "full_width": layer.units,
+                    "allocated_width": layer.allocated_units,
+                    "active_channels": active,
+                    "growth_ratio": active / layer.units,
+                    "kernels_owned_by_task": [
+                        int((owner == k + 1).sum()) for k in range(len(self._tasks))
+                    ],
+                }
+            )
+        return report
+
+    # ----------------------------------------------------------------- tasks
+    @property
+    def num_tasks(self):
+        """Number of tasks added so far (finished ones and the current one)."""
+        return len(self._tasks)
+
+    @property
+    def finished_tasks(self):
+        return [k for k, t in enumerate(self._tasks) if t["finished"]]
+
+    @property
+    def current_task(self):
+        """Index of the task being learned, or None between tasks."""
+        if self._tasks and not self._tasks[-1]["finished"]:
+            return len(self._tasks) - 1
+        return None
+
+    @property
+    def selected_task(self):
+        return self._selected
+
+    @property
+    def growth_enabled(self):
+        return self._growth
+
+    def _create_task(self, num_classes):
+        for layer in self._task_layers:
+            if layer is self.heads:
+                layer.add_head(num_classes)
+            else:
+                layer.add_task_state()
+        self._tasks.append({"num_classes": num_classes, "finished": False})
+
+    def _freeze_task(self, task):
+        for layer in self._task_layers:
+            layer.freeze_task_state(task)
+
+    def _select(self, task):
+        finished = self._tasks[task]["finished"]
+        growth = self._growth and not finished
+        for layer in self._task_layers:
+            layer.set_task(task, finished, growth)
+        self._selected = task
+        self._reset_functions()
+
+    def _reset_functions(self):
+        # The task, its mode and the growth switch are read when a step is
+        # traced: drop the compiled functions so the next call retraces.
+        self.train_function = None
+        self.test_function = None
+        self.predict_function = None
+
+    def add_task(self, data, num_classes=None, grow=None):
+        """Starts learning a new task.
+
+        Creates the task's head and per-task state, re-initializes the mask
+        scores, selects the task and (re)compiles with the settings of the
+        last `compile()` and a fresh optimizer (Adam, sparse categorical
+        cross-entropy and accuracy if the model was never compiled).
+
+        Args:
+            data: a `tf.data.Dataset` of `(image, label)` pairs (batched or
+                not), or a tuple `(images, labels)` of arrays. It is read
+                once to check shapes and labels (and infer `num_classes`).
+            num_classes: number of classes of the task; inferred as
+                `max(label) + 1` when None.
+            grow: turn learnable sparse growth on from the start. Defaults to
+                True for the first task (the paper trains the seed with
+                learnable sparse growth) and False afterwards (call `grow()`).
+
+        Returns:
+            The 0-based index of the new task.
+        """
+        if self.current_task is not None:
+            raise ValueError(
+                f"Task {self.current_task} is not finished. Call finish_task() "
+                "before add_task()."
+            )
+        num_classes = self._check_task_data(data, num_classes)
+        if grow and not self.learnable_growth:
+            raise ValueError(
+                "add_task(grow=True) needs learnable growth, but this model was "
+                "built with learnable_growth=False."
+            )
+        self._create_task(num_classes)
+        index = len(self._tasks) - 1
+        for layer in self.grown_layers:
+            layer.reset_scores()
+        if grow is None:
+            grow = index == 0
+        self._growth = bool(grow) and self.learnable_growth and self._has_dormant_channels()
+        self._select(index)
+        self._recompile()
+        return index
+
+    def grow(self):
+        """Turns on learnable sparse growth for the current task.
+
+        Dormant channels may now switch on under the grown mask, paid for by
+        the l0 penalty. Calling it again starts another growth round: the
+        dormant channels not selected so far get their initial score back.
+        The optimizer state is kept (selective mask and released weights
+        keep training jointly).
+        """
+        if self.current_task is None:
+            raise ValueError("grow() needs a task being learned. Call add_task() first.")
+        if not self.learnable_growth:
+            raise ValueError("This model was built with learnable_growth=False; it cannot grow.")
+        if not self._has_dormant_channels():
+            raise ValueError(
+                "The capacity is spent: no dormant channel is left to grow. Build "
+                "the model with a larger capacity= to grow further."
+            )
+        if self._growth:
+            for layer in self.grown_layers:
+                layer.reset_dormant_grown_scores()
+        self._growth = True
+        self._select(self.current_task)
+
+    def _has_dormant_channels(self):
+        return any(
+            bool((ops.convert_to_numpy(layer.active) == 0).any())
+            for layer in self.grown_layers
+        )
+
+    def finish_task(self):
+        """Hardens the masks of the current task and freezes what it uses.
+
+        The kernels the task uses (input and output channel both on, mask on)
+        become its own: their values move to the frozen store and no later
+        task can change them. Grown channels become active; free kernels the
+        task did not keep stay free (released) for later tasks. The task's
+        masks are stored packed, its head, biases and batch-norm state frozen.
+
+        Returns:
+            A `TaskSummary` with channels grown and kernels taken per layer,
+            and the model size after the task.
+        """
+        task = self.current_task
+        if task is None:
+            raise ValueError("finish_task() needs a task being learned. Call add_task() first.")
+        self._select(task)
+        channel_on = {layer: layer.hard_channel_on() for layer in self.grown_layers}
+        input_on = self._input_on(channel_on)
+        layers = {
+            layer.name: layer.finish_task_state(input_on[layer]) for layer in self.grown_layers
+        }
+        self._freeze_task(task)
+        self._tasks[task]["finished"] = True
+        self._growth = False
+        self._select(task)
+        return TaskSummary(task=task, layers=layers, size=self.model_size())
+
+    def select_task(self, task):
+        """Makes `predict()`/`evaluate()` answer for `task` (0-based)."""
+        if isinstance(task, bool) or not isinstance(task, (int, np.integer)):
+            raise TypeError(f"select_task() takes a task index (int). Received: {task!r}")
+        if not 0 <= task < len(self._tasks):
+            raise ValueError(
+                f"select_task({task}) is out of range: the model has "
+                f"{len(self._tasks)} task(s), numbered 0 to {len(self._tasks) - 1}."
+                if self._tasks else
+                f"select_task({task}): the model has no task yet. Call add_task() first."
+            )
+        self._select(int(task))
+
+    # ------------------------------------------------------------ checking
+    def _check_task_data(self, data, num_classes):
+        dataset = as_dataset(data)
+        spec = dataset.element_spec
+        if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+            raise ValueError(
+                "add_task() needs a dataset of (image, label) pairs; received a "
+                f"dataset of element_spec={spec}. Map it to (x, y) first."
+            )
+        x_spec, y_spec = spec[0], spec[1]
+        if not isinstance(x_spec, tf.TensorSpec) or not isinstance(y_spec, tf.TensorSpec):
+            raise ValueError(
+                "add_task() needs (image, label) tensors, not nested structures; "
+                f"received element_spec={spec}. Map it to (x, y) first."
+            )
+        shape = tuple(x_spec.shape)
+        rank = len(self.image_shape)
+        if len(shape) not in (rank, rank + 1) or tuple(shape[-rank:]) != self.image_shape:
+            raise ValueError(
+                f"This model takes images of shape {self.image_shape} (batched or "
+                f"not); received images of shape {shape}. Reshape the data or "
+                "build the model with the matching input_shape=."
+            )
+        if not x_spec.dtype.is_floating:
+            raise ValueError(
+                f"Images must be floating point (e.g. float32 in [0, 1]); received "
+                f"dtype {x_spec.dtype.name}. Cast and scale them first."
+            )
+        if not y_spec.dtype.is_integer:
+            raise ValueError(
+                "Labels must be integer class indices 0..num_classes-1; received "
+                f"dtype {y_spec.dtype.name}. Cast them with tf.cast(y, tf.int32)."
+            )
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+            or num_classes < 2
+        ):
+            raise ValueError(
+                f"num_classes must be an integer >= 2. Received: num_classes={num_classes!r}"
+            )
+        low, high, count = _label_range(dataset)
+        if count == 0:
+            raise ValueError("add_task() received an empty dataset: it has no (image, label) pair.")
+        if low < 0:
+            raise ValueError(
+                f"Labels must be in 0..num_classes-1; the dataset has a label {low}. "
+                "Remap the task's labels to 0..k-1."
+            )
+        if num_classes is None:
+            num_classes = int(high) + 1
+            if num_classes < 2:
+                raise ValueError(
+                    "A task needs at least 2 classes; the labels of this dataset are "
+                    "all 0. Pass num_classes= if some classes are absent."
+                )
+        elif high >= num_classes:
+            raise ValueError(
+                f"Labels must be in 0..{num_classes - 1} for num_classes={num_classes}; "
+                f"the dataset has a label {high}. Pass the right num_classes= or "
+                "remap the labels."
+            )
+        return int(num_classes)
+
+    # ------------------------------------------------------------- training
+    def compile(self, *args, **kwargs):
+        """Configures training like `keras.Model.compile`.
+
+        The settings are remembered: `add_task()` compiles again with them and
+        a fresh optimizer, so optimizer state never carries over between
+        tasks. The mask scores get their own Adam at `mask_learning_rate`.
+        """
+        bound = inspect.signature(keras.Model.compile).bind(self, *args, **kwargs)
+        settings = dict(bound.arguments)
+        settings.pop("self")
+        self._compile_kwargs = settings
+        self._compile(settings)
+
+    def _compile(self, settings):
+        super().compile(**settings)
+        score_ids = {id(v) for v in self._score_variables()}
+        self.optimizer.build([v for v in self.trainable_variables if id(v) not in score_ids])
+        self.mask_optimizer = keras.optimizers.Adam(
+            self.mask_learning_rate, name="mask_optimizer"
+        )
+        self.mask_optimizer.build(self._score_variables())
+
+    def _recompile(self):
+        settings = dict(self._compile_kwargs or _COMPILE_DEFAULTS)
+        optimizer = settings.get("optimizer", "rmsprop")
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            settings["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
+        self._compile(settings)
+
+    def _score_variables(self):
+        return [v for layer in self.grown_layers for v in layer.score_variables]
+
+    def _check_trainable_task(self):
+        if not self._tasks:
+            raise ValueError(
+                "fit() needs a task: call model.add_task(dataset) first, then fit()."
+            )
+        if self.current_task is None:
+            raise ValueError(
+                f"All {len(self._tasks)} task(s) are finished; their weights are "
+                "frozen. Call add_task() to learn a new task."
+            )
+        if self._selected != self.current_task:
+            raise ValueError(
+                f"Task {self._selected} is selected but task {self.current_task} is "
+                f"being learned. Call select_task({self.current_task}) before fit()."
+            )
+
+    def fit(self, *args, **kwargs):
+        self._check_trainable_task()
+        return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        self._check_selected()
+        return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        self._check_selected()
+        return super().predict(*args, **kwargs)
+
+    def _check_selected(self):
+        if self._selected is None:
+            raise ValueError("The model has no task yet. Call add_task() first.")
+
+    def call(self, inputs, training=False):
+        return self.heads(self.backbone(inputs, training=training))
+
+    def _growth_terms(self):
+        """(l0, growth_ratio) from the mask scores: tensor math only."""
+        l0 = ops.zeros(())
+        ratio = ops.zeros(())
+        for layer, weight in zip(self.grown_layers, self._channel_weights):
+            dormant = 1.0 - layer.active
+            on = layer.active
+            if self._growth:
+                # The l0 norm of the grown mask is not differentiable: use its
+                # expectation sum(sigmoid(score)) over dormant channels, each
+                # weighted by the share of one full-size backbone it adds.
+                l0 = l0 + weight * ops.sum(dormant * ops.sigmoid(layer.grown_score))
+                on = on + dormant * masks.hard_mask(layer.grown_score)
+            ratio = ratio + weight * ops.sum(on)
+        return l0, ratio
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+        l0, ratio = self._growth_terms()
+        self.l0_tracker.update_state(l0)
+        self.growth_tracker.update_state(ratio)
+        if self._growth and self.l0_lambda > 0:
+            loss = loss + ops.cast(self.l0_lambda, loss.dtype) * l0
+        return loss
+
+    def train_step(self, data):
+        # Keras' TensorFlowTrainer.train_step with one change: the mask
+        # scores are updated by their own optimizer.
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self._compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            self._loss_tracker.update_state(
+                _unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
+            )
+            loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        score_ids = {id(v) for v in self._score_variables()}
+        weight_pairs, score_pairs = [], []
+        for gradient, variable in zip(gradients, variables):
+            if gradient is None:
+                continue
+            (score_pairs if id(variable) in score_ids else weight_pairs).append(
+                (gradient, variable)
+            )
+        if weight_pairs:
+            self.optimizer.apply_gradients(weight_pairs)
+        if score_pairs:
+            self.mask_optimizer.apply_gradients(score_pairs)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    # ---------------------------------------------------------- serializing
+    def get_config(self):
+        return {
+            "name": self.name,
+            "backbone": self.backbone_name,
+            "input_shape": list(self.image_shape),
+            "seed_ratio": self.seed_ratio,
+            "capacity": self.capacity,
+            "l0_lambda": self.l0_lambda,
+            "temperature": self.temperature,
+            "gumbel": self.gumbel,
+            "selective_init": self.selective_init,
+            "attentive_init": self.attentive_init,
+            "grown_init": self.grown_init,
+            "mask_learning_rate": self.mask_learning_rate,
+            "selective_mask": self.selective_mask,
+            "attentive_mask": self.attentive_mask,
+            "learnable_growth": self.learnable_growth,
+            "retrain_released": self.retrain_released,
+            "seed": self.seed,
+            "tasks": [dict(t) for t in self._tasks],
+            "growth_enabled": self._growth,
+            "selected_task": self._selected,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        backbone = config.get("backbone")
+        if isinstance(backbone, str) and backbone not in backbones_lib.BACKBONES:
+            config["backbone"] = keras.saving.get_registered_object(backbone)
+            if config["backbone"] is None:
+                raise ValueError(
+                    f"The saved model uses backbone {backbone!r}, which is not "
+                    "registered here. Import the module that defines it (decorated "
+                    "with keras.saving.register_keras_serializable) before loading."
+                )
+        return cls(**config)
+
+    def build(self, input_shape=None):
+        # Everything is built in __init__ (the backbone is a functional
+        # model of known input shape; heads are added per task).
+        self.built = True
+
+
+def _label_range(dataset):
+    """(min label, max label, count) of a dataset of (x, y[, w]) in one pass."""
+    labels = dataset.map(lambda *e: tf.reshape(tf.cast(e[1], tf.int64), [-1]))
+    init = (
+        tf.constant(np.iinfo(np.int64).max, tf.int64),
+        tf.constant(np.iinfo(np.int64).min, tf.int64),
+        tf.constant(0, tf.int64),
+    )
+
+    def step(acc, y):
+        low = tf.minimum(acc[0], tf.reduce_min(tf.concat([y, acc[0][None]], 0)))
+        high = tf.maximum(acc[1], tf.reduce_max(tf.concat([y, acc[1][None]], 0)))
+        return low, high, acc[2] + tf.size(y, tf.int64)
+
+    low, high, count = labels.reduce(init, step)
+    return int(low), int(high), int(count)
+
+
+def as_dataset(data):
+    """A `tf.data.Dataset` from a dataset or an `(images, labels)` tuple of arrays."""
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        images, labels = data
+        return tf.data.Dataset.from_tensor_slices(
+            (np.asarray(images), np.asarray(labels))
+        )
+    raise TypeError(
+        "Expected a tf.data.Dataset of (image, label) pairs or a tuple "
+        f"(images, labels) of arrays; received {type(data).__name__}."
+    )
+
+
+def _kernel_elems(layer):
+    return int(np.prod(layer.kernel_spatial_shape, dtype=int))
+
+
+def _unscale_loss_for_distribution(loss):
+    from keras.src.losses import loss as loss_module
+
+    return loss_module.unscale_loss_for_distribution(loss)
