@@ -234,8 +234,15 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         # Weights owned by earlier tasks come from the frozen store, all
         # others from the trainable free store.
         weights = ops.where(owned[spatial], self.frozen_kernel, self.free_kernel)
-        selective = self._mask(self.selective_score, self.selective_learned, training)
-        attentive = self._mask(self.attentive_score, self.attentive_learned, training)
+        if self.selective_learned and self.attentive_learned:
+            # Owned and free kernels are disjoint: one noisy sample over the
+            # combined scores serves both masks (half the sampling cost).
+            selective = attentive = self._mask(
+                ops.where(owned, self.selective_score, self.attentive_score), True, training
+            )
+        else:
+            selective = self._mask(self.selective_score, self.selective_learned, training)
+            attentive = self._mask(self.attentive_score, self.attentive_learned, training)
         if not self.released_trainable:
             # Ablation "+Sel-mask"/"Grow": free weights inside active channels
             # are not re-trained; only grown channels receive new weights.
