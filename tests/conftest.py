@@ -2,3 +2,34 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def fashion_stream():
+    """Five 2-class tasks of real Fashion-MNIST: 256 train, 64 val, 200 test each."""
+    from keras_grown import datasets
+
+    return datasets.split_fashion_mnist(
+        num_tasks=5, train_per_task=320, val_fraction=0.2, test_per_task=200, seed=0
+    )
+
+
+def task_arrays(dataset):
+    """(images, labels) NumPy arrays of an unbatched task dataset."""
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    return np.stack(images), np.asarray(labels)
+
+
+def weights_checksum(model):
+    """Every variable of the model, copied (for 'nothing changed' checks)."""
+    return [np.array(v.numpy(), copy=True) for v in model.variables]
+
+
+def assert_weights_unchanged(model, before):
+    after = [v.numpy() for v in model.variables]
+    assert len(after) == len(before), "variables were added or removed"
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(old, new)

@@ -1,0 +1,299 @@
+"""GrownModel: the API of issue 4 and the properties that must hold."""
+
+import numpy as np
+import pytest
+import keras
+import tensorflow as tf
+
+import keras_grown as kg
+from conftest import assert_weights_unchanged, task_arrays, weights_checksum
+
+BATCH = 64
+
+
+def _train(task):
+    return task.train.batch(BATCH)
+
+
+def test_example_runs_as_written(fashion_stream):
+    model = kg.GrownModel(backbone="lenet5", input_shape=(28, 28, 1),
+                          seed_ratio=0.5, capacity=2.0, l0_lambda=1e-3, seed=0)
+    for task in list(fashion_stream)[:2]:
+        model.add_task(task.train)
+        model.fit(task.train.batch(64), validation_data=task.val.batch(256), epochs=1, verbose=0)
+        if model.evaluate(task.val.batch(256), return_dict=True, verbose=0)["accuracy"] < 0.95:
+            model.grow()
+            model.fit(task.train.batch(64), epochs=1, verbose=0)
+        summary = model.finish_task()
+        assert summary.size.ratio == model.model_size().ratio
+    model.select_task(0)
+    assert model.num_tasks == 2
+    size = model.model_size()
+    assert 0 < size.ratio < 2.0
+    assert size.owned_weights == sum(size.owned_by_task)
+    assert size.full_size_weights == 1 * 20 * 25 + 20 * 50 * 25 + 800 * 800 + 800 * 500
+
+
+def test_growth_metrics_are_reported(fashion_stream):
+    model = kg.GrownModel("lenet5", seed=0)
+    task = fashion_stream[0]
+    model.add_task(task.train)
+    history = model.fit(_train(task), epochs=1, verbose=0)
+    assert {"loss", "accuracy", "l0", "growth_ratio"} <= set(history.history)
+    assert history.history["l0"][0] > 0
+    # seed 0.5 of every layer is on before anything grows
+    assert history.history["growth_ratio"][0] >= 0.5
+
+
+OPTIMIZERS = {
+    "adam": lambda: keras.optimizers.Adam(1e-3),
+    "adamw": lambda: keras.optimizers.AdamW(1e-3, weight_decay=0.01),
+    "sgd_momentum": lambda: keras.optimizers.SGD(0.05, momentum=0.9),
+}
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_zero_forgetting_is_bitwise(fashion_stream, optimizer, tmp_path):
+    keras.utils.set_random_seed(1)
+    model = kg.GrownModel("lenet5", seed_ratio=0.5, capacity=2.0, l0_lambda=1e-3, seed=1)
+    model.compile(optimizer=OPTIMIZERS[optimizer](), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    tests = [task_arrays(t.test)[0] for t in fashion_stream]
+    reference = {}
+    for index, task in enumerate(fashion_stream):
+        model.add_task(task.train)
+        model.fit(_train(task).take(3), epochs=1, verbose=0)
+        if index % 2 == 1:
+            model.grow()
+            model.fit(_train(task).take(3), epochs=1, verbose=0)
+        model.finish_task()
+        reference[index] = model.predict(tests[index], verbose=0)
+        for earlier in range(index):
+            model.select_task(earlier)
+            np.testing.assert_array_equal(model.predict(tests[earlier], verbose=0), reference[earlier])
+    path = tmp_path / "grown.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for index in range(len(fashion_stream)):
+        loaded.select_task(index)
+        np.testing.assert_array_equal(loaded.predict(tests[index], verbose=0), reference[index])
+
+
+def test_loaded_model_keeps_learning_without_forgetting(fashion_stream, tmp_path):
+    model = kg.GrownModel("lenet5", seed=2)
+    tests = [task_arrays(t.test)[0] for t in fashion_stream]
+    first = fashion_stream[0]
+    model.add_task(first.train)
+    model.fit(_train(first).take(3), epochs=1, verbose=0)
+    model.finish_task()
+    before = model.predict(tests[0], verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.num_tasks == 1 and loaded.current_task is None
+    assert loaded.model_size() == model.model_size()
+    second = fashion_stream[1]
+    loaded.add_task(second.train)
+    loaded.grow()
+    loaded.fit(_train(second).take(3), epochs=1, verbose=0)
+    loaded.finish_task()
+    loaded.select_task(0)
+    np.testing.assert_array_equal(loaded.predict(tests[0], verbose=0), before)
+    assert loaded.model_size().ratio >= model.model_size().ratio
+
+
+def test_save_in_the_middle_of_a_task_restores_its_state(fashion_stream, tmp_path):
+    model = kg.GrownModel("lenet5", seed=3)
+    task = fashion_stream[0]
+    model.add_task(task.train)
+    model.fit(_train(task).take(2), epochs=1, verbose=0)
+    images = task_arrays(task.test)[0]
+    before = model.predict(images, verbose=0)
+    model.save(tmp_path / "mid.keras")
+    loaded = keras.models.load_model(tmp_path / "mid.keras")
+    assert loaded.current_task == 0 and loaded.growth_enabled
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), before)
+    loaded.fit(_train(task).take(2), epochs=1, verbose=0)
+    assert loaded.finish_task().task == 0
+
+
+def test_larger_lambda_grows_fewer_channels(fashion_stream):
+    grown = {}
+    task = fashion_stream[0]
+    for l0_lambda in (0.0, 5.0, 500.0):
+        keras.utils.set_random_seed(0)
+        model = kg.GrownModel("lenet5", seed_ratio=0.5, capacity=2.0, l0_lambda=l0_lambda, seed=0)
+        model.add_task(task.train)
+        model.fit(_train(task).repeat(3), epochs=1, verbose=0)
+        grown[l0_lambda] = model.finish_task().channels_grown
+    assert grown[0.0] > grown[5.0] > grown[500.0], grown
+
+
+def test_fit_with_xla(fashion_stream):
+    model = kg.GrownModel("lenet5", seed=4)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=True)
+    task = fashion_stream[0]
+    model.add_task(task.train)
+    assert model.jit_compile
+    history = model.fit(_train(task).take(3), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    model.grow()
+    model.fit(_train(task).take(2), epochs=1, verbose=0)
+    model.finish_task()
+
+
+def test_add_task_recompiles_with_the_same_settings_and_a_fresh_optimizer(fashion_stream):
+    model = kg.GrownModel("lenet5", seed=5)
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    task = fashion_stream[0]
+    model.add_task(task.train)
+    first = model.optimizer
+    assert isinstance(first, keras.optimizers.SGD) and first is not optimizer
+    model.fit(_train(task).take(2), epochs=1, verbose=0)
+    assert int(first.iterations.numpy()) == 2
+    model.finish_task()
+    model.add_task(fashion_stream[1].train)
+    assert model.optimizer is not first
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert model.optimizer.get_config()["momentum"] == 0.9
+    assert int(model.optimizer.iterations.numpy()) == 0
+
+
+def test_uncompiled_model_gets_adam_and_accuracy(fashion_stream):
+    model = kg.GrownModel("lenet5", seed=6)
+    model.add_task(fashion_stream[0].train)
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    result = model.evaluate(fashion_stream[0].val.batch(64), return_dict=True, verbose=0)
+    assert "accuracy" in result
+
+
+def test_num_classes_is_inferred_and_can_be_given(fashion_stream):
+    model = kg.GrownModel("lenet5", seed=7)
+    model.add_task(fashion_stream[0].train)
+    assert model.predict(task_arrays(fashion_stream[0].test)[0][:4], verbose=0).shape == (4, 2)
+    model.finish_task()
+    model.add_task(fashion_stream[1].train, num_classes=5)
+    assert model.predict(task_arrays(fashion_stream[1].test)[0][:4], verbose=0).shape == (4, 5)
+
+
+def test_add_task_accepts_arrays():
+    model = kg.GrownModel("lenet5", seed=8)
+    images = np.random.default_rng(0).random((8, 28, 28, 1)).astype("float32")
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1], "int32")
+    assert model.add_task((images, labels)) == 0
+    assert model.heads.num_classes == [3]
+
+
+# -- clear errors, model unchanged -------------------------------------------
+
+def _started_model(fashion_stream):
+    model = kg.GrownModel("lenet5", seed=9)
+    model.add_task(fashion_stream[0].train)
+    model.fit(_train(fashion_stream[0]).take(1), epochs=1, verbose=0)
+    return model
+
+
+def test_fit_before_add_task_is_refused(fashion_stream):
+    model = kg.GrownModel("lenet5", seed=9)
+    before = weights_checksum(model)
+    with pytest.raises(ValueError, match="add_task"):
+        model.fit(_train(fashion_stream[0]), epochs=1, verbose=0)
+    assert_weights_unchanged(model, before)
+
+
+def test_add_task_twice_is_refused(fashion_stream):
+    model = _started_model(fashion_stream)
+    before = weights_checksum(model)
+    with pytest.raises(ValueError, match=r"Task 0 is not finished.*finish_task\(\)"):
+        model.add_task(fashion_stream[1].train)
+    assert_weights_unchanged(model, before)
+    assert model.num_tasks == 1
+
+
+def test_select_task_out_of_range_is_refused(fashion_stream):
+    model = _started_model(fashion_stream)
+    before = weights_checksum(model)
+    with pytest.raises(ValueError, match=r"select_task\(3\) is out of range.*1 task"):
+        model.select_task(3)
+    with pytest.raises(ValueError, match="out of range"):
+        model.select_task(-1)
+    assert model.selected_task == 0
+    assert_weights_unchanged(model, before)
+
+
+def test_images_of_the_wrong_shape_are_refused(fashion_stream):
+    model = _started_model(fashion_stream)
+    model.finish_task()
+    before = weights_checksum(model)
+    wrong = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((4, 32, 32, 3), "float32"), np.zeros((4,), "int32")))
+    with pytest.raises(ValueError, match=r"images of shape \(28, 28, 1\).*\(32, 32, 3\)"):
+        model.add_task(wrong)
+    assert_weights_unchanged(model, before)
+    assert model.num_tasks == 1
+
+
+def test_labels_beyond_num_classes_are_refused(fashion_stream):
+    model = kg.GrownModel("lenet5", seed=9)
+    before = weights_checksum(model)
+    with pytest.raises(ValueError, match=r"Labels must be in 0..1 for num_classes=2.*label 4"):
+        model.add_task(fashion_stream[2].train.map(lambda x, y: (x, y + 3)), num_classes=2)
+    assert_weights_unchanged(model, before)
+    assert model.num_tasks == 0
+
+
+def test_negative_and_float_labels_and_unpaired_data_are_refused():
+    model = kg.GrownModel("lenet5", seed=9)
+    images = np.zeros((4, 28, 28, 1), "float32")
+    with pytest.raises(ValueError, match="label -1"):
+        model.add_task((images, np.array([0, 1, -1, 0])))
+    with pytest.raises(ValueError, match="integer class indices"):
+        model.add_task((images, np.array([0.0, 1.0, 1.0, 0.0], "float32")))
+    with pytest.raises(ValueError, match=r"\(image, label\) pairs.*Map it to \(x, y\)"):
+        model.add_task(tf.data.Dataset.from_tensor_slices(images))
+    with pytest.raises(ValueError, match="empty dataset"):
+        model.add_task((images[:0], np.zeros((0,), "int32")))
+    assert model.num_tasks == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"capacity": 0.5}, r"capacity .* must be >= 1. Received: capacity=0.5"),
+        ({"seed_ratio": 0.0}, r"seed_ratio .* \(0, 1\]. Received: seed_ratio=0.0"),
+        ({"seed_ratio": 1.5}, r"seed_ratio .* \(0, 1\]. Received: seed_ratio=1.5"),
+        ({"l0_lambda": -1.0}, r"l0_lambda must be >= 0"),
+        ({"temperature": 0.0}, r"temperature must be positive"),
+        ({"gumbel": "gauss"}, r"gumbel='gauss'"),
+        ({"backbone": "alexnet"}, r"Unknown backbone 'alexnet'"),
+    ],
+)
+def test_bad_constructor_values_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kg.GrownModel(**kwargs)
+
+
+def test_finish_and_grow_without_a_task_are_refused(fashion_stream):
+    model = kg.GrownModel("lenet5", seed=9)
+    with pytest.raises(ValueError, match="add_task"):
+        model.finish_task()
+    with pytest.raises(ValueError, match="add_task"):
+        model.grow()
+
+
+def test_grow_with_the_capacity_spent_is_refused(fashion_stream):
+    model = kg.GrownModel("lenet5", seed_ratio=1.0, capacity=1.0, seed=9)
+    model.add_task(fashion_stream[0].train)
+    before = weights_checksum(model)
+    with pytest.raises(ValueError, match="capacity is spent"):
+        model.grow()
+    assert not model.growth_enabled
+    assert_weights_unchanged(model, before)
+
+
+def test_fit_on_a_finished_task_is_refused(fashion_stream):
+    model = _started_model(fashion_stream)
+    model.finish_task()
+    with pytest.raises(ValueError, match="finished"):
+        model.fit(_train(fashion_stream[0]), epochs=1, verbose=0)
