@@ -862,13 +862,14 @@ def _load_cifar100(data_dir, download):
 
     arrays = {}
     for split in ("train", "test"):
-        examples = tfds.as_numpy(
-            tfds.load("cifar100", split=split, data_dir=data_dir, batch_size=-1, download=download)
-        )
-        arrays[split] = (
-            np.asarray(examples["image"], dtype=np.uint8),
-            np.asarray(examples["label"], dtype=np.int64),
-            np.asarray(examples["coarse_label"], dtype=np.int64),
+        # Batches of 10,000 rather than batch_size=-1: that asks tf.data for
+        # one batch of "all" examples, which aborts when the split size is
+        # unknown (tfds' mock data, metadata-less folders).
+        dataset = tfds.load("cifar100", split=split, data_dir=data_dir, download=download)
+        batches = list(tfds.as_numpy(dataset.batch(10_000)))
+        arrays[split] = tuple(
+            np.concatenate([batch[key] for batch in batches]).astype(dtype, copy=False)
+            for key, dtype in (("image", np.uint8), ("label", np.int64), ("coarse_label", np.int64))
         )
     return arrays
 
@@ -1307,10 +1308,15 @@ def from_arrays(tasks, name="arrays", remap_labels=True, val_fraction=0.1, seed=
                     if remap_labels
                     else f"0..{num_classes - 1}"
                 )
+                hint = (
+                    "Every validation and test class must also appear in the training set."
+                    if remap_labels
+                    else "Fix the labels, give a larger num_classes, or pass remap_labels=True "
+                    "to number the task's classes 0..k-1."
+                )
                 raise ValueError(
                     f"Task {task_id}: y_{split} has labels outside range: "
-                    f"{sorted(set(y[outside].tolist()))[:10]} are not among {expected}. "
-                    "Fix the labels, or pass remap_labels=True to number a task's classes 0..k-1."
+                    f"{sorted(set(y[outside].tolist()))[:10]} are not among {expected}. {hint}"
                 )
             splits[split] = (x, np.searchsorted(classes, y))
         if "val" not in splits:
