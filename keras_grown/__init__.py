@@ -13,11 +13,13 @@ from keras_grown import datasets  # noqa: E402
 from keras_grown import evaluation  # noqa: E402
 from keras_grown import layers  # noqa: E402
 from keras_grown import masks  # noqa: E402
+from keras_grown.learning import LearnResult, learn, set_seed  # noqa: E402
 from keras_grown.model import GrownModel, ModelSize, TaskSummary  # noqa: E402
 from keras_grown.version import __version__  # noqa: E402
 
 __all__ = [
     "GrownModel",
+    "LearnResult",
     "ModelSize",
     "TaskSummary",
     "__version__",
@@ -25,5 +27,7 @@ __all__ = [
     "datasets",
     "evaluation",
     "layers",
+    "learn",
     "masks",
+    "set_seed",
 ]

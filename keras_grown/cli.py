@@ -1,9 +1,49 @@
-"""The `keras-grown` command line."""
+"""The `keras-grown` command line: `keras-grown run ...`."""
 
 import argparse
+import json
+import os
+import platform
 import sys
+import time
 
 from keras_grown.version import __version__
+
+STREAMS = (
+    "split_fashion_mnist",
+    "permuted_fashion_mnist",
+    "split_digits",
+    "split_cifar100",
+    "cifar100_superclass",
+)
+
+
+def _target(value):
+    if value.lower() in ("none", "no", ""):
+        return None
+    if value.lower() == "scratch":
+        return "scratch"
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--target takes an accuracy in (0, 1], 'scratch' or 'none'; received {value!r}"
+        ) from None
+    if not 0.0 < number <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"--target must be in (0, 1] (an accuracy, e.g. 0.95); received {value}"
+        )
+    return number
+
+
+def _positive_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received {value}")
+    return number
 
 
 def build_parser():
@@ -11,11 +51,119 @@ def build_parser():
         prog="keras-grown",
         description="GROWN continual learning for Keras 3.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"keras-grown {__version__}"
+    parser.add_argument("--version", action="version", version=f"keras-grown {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="learn a task stream with GROWN and write results, plots and TensorBoard logs",
+        description=(
+            "Learn every task of a stream with GROWN (kg.learn) and write "
+            "results.json, accuracy.md, accuracy.png, growth.png and TensorBoard "
+            "logs to --out."
+        ),
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    run.add_argument("--stream", default="split_fashion_mnist", choices=STREAMS)
+    run.add_argument("--num-tasks", type=_positive_int, default=None,
+                     help="number of tasks (default: the stream's own)")
+    run.add_argument("--train-per-task", type=_positive_int, default=None,
+                     help="training examples per task (default: all)")
+    run.add_argument("--backbone", default="lenet5", choices=("lenet5", "vgg16_bn", "resnet18"))
+    run.add_argument("--epochs", type=_positive_int, default=2, help="epochs per stage")
+    run.add_argument("--batch-size", type=_positive_int, default=64)
+    run.add_argument("--seed-ratio", type=float, default=0.5)
+    run.add_argument("--capacity", type=float, default=2.0)
+    run.add_argument("--l0-lambda", type=float, default=1.0)
+    run.add_argument("--learning-rate", type=float, default=1e-3)
+    run.add_argument("--mask-learning-rate", type=float, default=1e-2)
+    run.add_argument("--gumbel", default="concrete", choices=("concrete", "paper"))
+    run.add_argument("--target", type=_target, default=None,
+                     help="accuracy target in (0, 1], 'scratch', or 'none' (default)")
+    run.add_argument("--max-growth-rounds", type=int, default=2)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--jit-compile", action="store_true", help="compile with XLA")
+    run.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
+                     help="do not write TensorBoard logs")
+    run.add_argument("--out", default=os.path.join("runs", "grown"), help="results folder")
     return parser
+
+
+def _stream(args):
+    from keras_grown import datasets
+
+    kwargs = {}
+    if args.num_tasks is not None:
+        kwargs["num_tasks"] = args.num_tasks
+    if args.train_per_task is not None:
+        kwargs["train_per_task"] = args.train_per_task
+    kwargs["seed"] = args.seed
+    return datasets.load_stream(args.stream, **kwargs)
+
+
+def command_run(args):
+    import keras
+
+    import keras_grown as kg
+    from keras_grown.learning import learn, set_seed
+
+    os.makedirs(args.out, exist_ok=True)
+    set_seed(args.seed)
+    stream = _stream(args)
+    model = kg.GrownModel(
+        backbone=args.backbone, input_shape=stream.input_shape, seed_ratio=args.seed_ratio,
+        capacity=args.capacity, l0_lambda=args.l0_lambda, gumbel=args.gumbel,
+        mask_learning_rate=args.mask_learning_rate, seed=args.seed,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=bool(args.jit_compile))
+    callbacks = []
+    if args.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(args.out, "tensorboard")))
+    print(f"keras-grown {__version__}: GROWN on {args.stream} ({len(stream)} tasks), "
+          f"backbone {args.backbone}, seed_ratio {args.seed_ratio}, capacity {args.capacity}, "
+          f"l0_lambda {args.l0_lambda}, target {args.target}", flush=True)
+    start = time.perf_counter()
+    result = learn(
+        model, stream, epochs=args.epochs, target=args.target,
+        max_growth_rounds=args.max_growth_rounds, batch_size=args.batch_size,
+        callbacks=callbacks, verbose=2, seed=args.seed,
+    )
+    elapsed = time.perf_counter() - start
+    matrix = result.accuracy
+    payload = {
+        "command": " ".join(["keras-grown"] + sys.argv[1:]),
+        "version": __version__,
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count()},
+        "settings": {k: v for k, v in vars(args).items() if k != "func"},
+        "average_accuracy": matrix.average_accuracy(),
+        "backward_transfer": matrix.backward_transfer(),
+        "final_model_size": result.model_size[-1],
+        "model_size": model.model_size().__dict__,
+        "seconds": elapsed,
+        "result": result.to_dict(),
+    }
+    with open(os.path.join(args.out, "results.json"), "w") as handle:
+        json.dump(payload, handle, indent=2, default=_json_default)
+    with open(os.path.join(args.out, "accuracy.md"), "w") as handle:
+        handle.write(matrix.to_markdown() + "\n")
+    matrix.plot_heatmap(os.path.join(args.out, "accuracy.png"))
+    result.plot_growth(os.path.join(args.out, "growth.png"))
+    print(matrix.to_markdown())
+    print(f"\naverage accuracy {matrix.average_accuracy():.4f}  BWT {matrix.backward_transfer():+.4f}"
+          f"  model size {result.model_size[-1]:.3f}x  ({elapsed:.0f} s)")
+    print(f"wrote {args.out}/results.json, accuracy.md, accuracy.png, growth.png"
+          + (", tensorboard/" if args.tensorboard else ""))
+    return 0
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
 
 
 def main(argv=None):
@@ -24,7 +172,11 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    return 0
+    try:
+        return {"run": command_run}[args.command](args)
+    except (ValueError, FileNotFoundError, ImportError, TypeError) as error:
+        print(f"keras-grown {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ class LearnResult:
         growth_rounds: the number of growth rounds each task used.
         val_accuracy: validation accuracy of each task when it finished.
         summaries: the `TaskSummary` returned by `finish_task()` per task.
+        growth: `GrownModel.growth_report()` after each task.
     """
 
     accuracy: AccuracyMatrix
@@ -32,6 +33,7 @@ class LearnResult:
     growth_rounds: list
     val_accuracy: list
     summaries: list
+    growth: list = dataclasses.field(default_factory=list)
 
     def to_dict(self):
         return {
@@ -43,7 +45,33 @@ class LearnResult:
             "val_accuracy": list(self.val_accuracy),
             "channels_grown": [s.channels_grown for s in self.summaries],
             "layers": [s.layers for s in self.summaries],
+            "growth": list(self.growth),
         }
+
+    def plot_growth(self, path):
+        """Writes a PNG: model size after each task, and each layer's active width."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        tasks = np.arange(1, len(self.model_size) + 1)
+        figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        left.plot(tasks, self.model_size, marker="o")
+        left.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+        left.set(xlabel="after task", ylabel="model size (x full-size backbone)",
+                 title="Model size", xticks=tasks)
+        if self.growth:
+            for position, layer in enumerate(self.growth[0]):
+                widths = [report[position]["growth_ratio"] for report in self.growth]
+                right.plot(tasks, widths, marker="o", label=layer["layer"])
+            right.legend(fontsize="small")
+        right.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+        right.set(xlabel="after task", ylabel="active width / full-size width",
+                  title="Growth per layer", xticks=tasks)
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
 
 
 def prepare(dataset, batch_size, shuffle=False, seed=0):
@@ -168,11 +196,12 @@ def learn(
             model.select_task(seen)
             matrix.record(index, seen, _accuracy(model, tests[seen]))
         matrix.record_model_size(index, summary.size.ratio)
+        matrix.record_time(index, result.time_per_task[-1])
         result.model_size.append(summary.size.ratio)
         result.targets.append(goal)
         result.growth_rounds.append(rounds)
         result.summaries.append(summary)
-    matrix.time_per_task = list(result.time_per_task)
+        result.growth.append(model.growth_report())
     return result
 
 

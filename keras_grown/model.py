@@ -545,6 +545,11 @@ class GrownModel(keras.Model):
         self._compile_kwargs = settings
         self._compile(settings)
 
+    def compile_from_config(self, config):
+        # `compile()` is overridden, so Keras leaves re-compiling a loaded
+        # model to us: same settings, through our compile.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
     def _compile(self, settings):
         super().compile(**settings)
         score_ids = {id(v) for v in self._score_variables()}

@@ -1,0 +1,115 @@
+"""kg.learn() and `keras-grown run` end to end on real Fashion-MNIST slices."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras_grown as kg
+from keras_grown import cli
+
+
+@pytest.fixture(scope="module")
+def small_stream():
+    return kg.datasets.split_fashion_mnist(
+        num_tasks=5, train_per_task=192, val_fraction=0.25, test_per_task=100, seed=0
+    )
+
+
+def test_learn_with_a_target_grows_below_it_and_fills_the_matrix(small_stream):
+    kg.set_seed(0)
+    model = kg.GrownModel("lenet5", seed=0)
+    stream = list(small_stream)[:3]
+    result = kg.learn(model, stream, epochs=1, target=1.0, max_growth_rounds=1, batch_size=64)
+    matrix = result.accuracy.values
+    assert matrix.shape == (3, 3)
+    assert not np.isnan(matrix[np.tril_indices(3)]).any()
+    # a target of 100 % is never met on 48 validation images: every later task grows once
+    assert result.growth_rounds == [1, 1, 1]
+    assert result.targets == [1.0, 1.0, 1.0]
+    # zero forgetting: the test accuracy of a task never changes after it finished
+    for j in range(3):
+        assert len(set(matrix[j:, j].tolist())) == 1
+    assert result.accuracy.backward_transfer() == 0.0
+    assert result.model_size == sorted(result.model_size)
+    assert len(result.time_per_task) == 3 and all(t > 0 for t in result.time_per_task)
+    assert result.model_size[-1] == pytest.approx(model.model_size().ratio)
+    json.dumps(result.to_dict())
+
+
+def test_learn_without_target_trains_one_joint_stage(small_stream):
+    model = kg.GrownModel("lenet5", seed=1)
+    result = kg.learn(model, list(small_stream)[:2], epochs=1, target=None)
+    assert result.growth_rounds == [0, 0]
+    assert result.targets == [None, None]
+
+
+def test_learn_with_scratch_target_uses_a_full_size_reference(small_stream):
+    model = kg.GrownModel("lenet5", seed=2)
+    result = kg.learn(model, list(small_stream)[:1], epochs=1, target="scratch",
+                      max_growth_rounds=0)
+    assert 0.0 < result.targets[0] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"target": 1.5}, r"target must be an accuracy in \(0, 1\]"),
+        ({"target": "best"}, r"target must be"),
+        ({"target": [0.9]}, r"one target per task"),
+        ({"epochs": 0}, r"epochs must be >= 1"),
+    ],
+)
+def test_learn_rejects_bad_arguments(small_stream, kwargs, message):
+    model = kg.GrownModel("lenet5", seed=3)
+    with pytest.raises(ValueError, match=message):
+        kg.learn(model, list(small_stream)[:2], **kwargs)
+    assert model.num_tasks == 0
+
+
+def test_cli_run_writes_results(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main([
+        "run", "--stream", "split_fashion_mnist", "--num-tasks", "5", "--train-per-task", "128",
+        "--epochs", "1", "--out", str(out), "--seed", "0",
+    ])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["backward_transfer"] == 0.0
+    assert len(results["result"]["model_size"]) == 5
+    assert 0.0 < results["average_accuracy"] <= 1.0
+    assert "| after" in (out / "accuracy.md").read_text().lower() or "after" in (out / "accuracy.md").read_text()
+    for png in ("accuracy.png", "growth.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events, "no TensorBoard event file written"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--epochs", "0"], "expected a positive integer"),
+        (["run", "--target", "2"], "--target must be in (0, 1]"),
+        (["run", "--stream", "mnist"], "invalid choice"),
+        (["run", "--capacity", "0.5", "--train-per-task", "64", "--num-tasks", "5"],
+         "capacity"),
+    ],
+)
+def test_cli_bad_arguments_exit_nonzero_with_one_line(argv, message, tmp_path):
+    argv = argv + ["--out", str(tmp_path / "x")]
+    proc = subprocess.run([sys.executable, "-m", "keras_grown.cli", *argv],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_version_and_help():
+    proc = subprocess.run([sys.executable, "-m", "keras_grown.cli", "--version"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("keras-grown ")
+    proc = subprocess.run([sys.executable, "-m", "keras_grown.cli", "--help"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "run" in proc.stdout
