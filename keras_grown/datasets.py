@@ -35,6 +35,7 @@ import collections.abc
 import dataclasses
 import functools
 import gzip
+import inspect
 import os
 from pathlib import Path
 
@@ -109,8 +110,7 @@ CIFAR100_FINE_TO_COARSE = [
 
 # CIFAR100_COARSE_TO_FINE[coarse_label]: its five fine labels, ascending.
 CIFAR100_COARSE_TO_FINE = [
-    [fine for fine, coarse in enumerate(CIFAR100_FINE_TO_COARSE) if coarse == c]
-    for c in range(20)
+    [fine for fine, coarse in enumerate(CIFAR100_FINE_TO_COARSE) if coarse == c] for c in range(20)
 ]
 
 # ---------------------------------------------------------------------------
@@ -176,7 +176,11 @@ class Task:
         >>> train, val, test = task.batched(batch_size=128, seed=1)
         >>> model.fit(train, validation_data=val, epochs=3)
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1
+        ):
             raise ValueError(
                 f"batch_size must be a positive integer. Received: batch_size={batch_size!r}"
             )
@@ -237,7 +241,9 @@ class TaskStream(collections.abc.Sequence):
     def __init__(self, tasks, name="stream"):
         tasks = tuple(tasks)
         if not tasks:
-            raise ValueError(f"A TaskStream needs at least one task; stream {name!r} received none.")
+            raise ValueError(
+                f"A TaskStream needs at least one task; stream {name!r} received none."
+            )
         for position, task in enumerate(tasks):
             if not isinstance(task, Task):
                 raise TypeError(
@@ -330,7 +336,11 @@ def _carve(labels, num_classes, num_keep, num_carved, rng):
 
 def _check_fraction(name, value, allow_zero=True):
     low_ok = value >= 0 if allow_zero else value > 0
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not (low_ok and value < 1):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.floating))
+        or not (low_ok and value < 1)
+    ):
         interval = "[0, 1)" if allow_zero else "(0, 1)"
         raise ValueError(f"{name} must be a fraction in {interval}. Received: {name}={value!r}")
     return float(value)
@@ -1008,7 +1018,9 @@ def cifar100_superclass(
 
 
 def _subfolders(folder):
-    return sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p.name for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
 
 
 def from_directory(
@@ -1082,6 +1094,12 @@ def from_directory(
         )
     val_fraction = _check_fraction("val_fraction", val_fraction)
     if test_subdir is None:
+        if train_subdir is not None:
+            raise ValueError(
+                f"train_subdir={train_subdir!r} needs test_subdir (the folder of each task's "
+                "test images). Without test_subdir, the test set is carved from the task "
+                "folder: leave train_subdir=None."
+            )
         test_fraction = _check_fraction("test_fraction", test_fraction, allow_zero=False)
     elif train_subdir == test_subdir:
         raise ValueError(
@@ -1097,7 +1115,11 @@ def from_directory(
     for task_name in task_dirs:  # check every folder before reading any image
         task_dir = root / task_name
         train_dir = task_dir / train_subdir if train_subdir and test_subdir else task_dir
-        classes = [c for c in _subfolders(train_dir) if test_subdir is None or c != test_subdir] if train_dir.is_dir() else []
+        classes = (
+            [c for c in _subfolders(train_dir) if test_subdir is None or c != test_subdir]
+            if train_dir.is_dir()
+            else []
+        )
         if not classes:
             raise ValueError(
                 f"Task folder {str(train_dir)!r} has no class sub-folder. Expected "
@@ -1142,7 +1164,9 @@ def from_directory(
         rng = _rng(seed, 5, task_id)
         pool = np.arange(len(labels))
         if test_dir is None:
-            test_quota = _proportional_quota(np.bincount(labels), int(round(len(labels) * test_fraction)))
+            test_quota = _proportional_quota(
+                np.bincount(labels), int(round(len(labels) * test_fraction))
+            )
             test_index = _pick(labels, test_quota, rng)
             pool = np.setdiff1d(pool, test_index)
             test = _select(source, test_index, len(labels))
@@ -1263,7 +1287,9 @@ def from_arrays(tasks, name="arrays", remap_labels=True, val_fraction=0.1, seed=
         if isinstance(entry, dict):
             missing = [k for k in _ARRAY_KEYS if k not in entry and k not in ("x_val", "y_val")]
             if missing:
-                raise ValueError(f"Task {task_id} of from_arrays() lacks {missing}. Expected keys {_ARRAY_KEYS}.")
+                raise ValueError(
+                    f"Task {task_id} of from_arrays() lacks {missing}. Expected keys {_ARRAY_KEYS}."
+                )
             arrays = [entry.get(k) for k in _ARRAY_KEYS]
         elif isinstance(entry, (list, tuple)) and len(entry) == 6:
             arrays, entry = list(entry), {}
@@ -1285,12 +1311,15 @@ def from_arrays(tasks, name="arrays", remap_labels=True, val_fraction=0.1, seed=
             y = _check_labels(y, f"Task {task_id}: y_{split}")
             if len(x) != len(y):
                 raise ValueError(
-                    f"Task {task_id}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels."
+                    f"Task {task_id}: x_{split} has {len(x)} images but y_{split} has "
+                    f"{len(y)} labels."
                 )
             splits[split] = (x, y)
         shapes = {split: x.shape[1:] for split, (x, _) in splits.items()}
         if len(set(shapes.values())) != 1:
-            raise ValueError(f"Task {task_id}: every split must have one image shape. Received {shapes}.")
+            raise ValueError(
+                f"Task {task_id}: every split must have one image shape. Received {shapes}."
+            )
         if len(splits["train"][1]) == 0:
             raise ValueError(f"Task {task_id}: y_train is empty; a task needs training examples.")
         y_train = splits["train"][1]
@@ -1327,7 +1356,8 @@ def from_arrays(tasks, name="arrays", remap_labels=True, val_fraction=0.1, seed=
         class_names = [str(n) for n in entry.get("class_names", [str(c) for c in classes])]
         if len(class_names) != num_classes:
             raise ValueError(
-                f"Task {task_id}: class_names has {len(class_names)} names for {num_classes} classes."
+                f"Task {task_id}: class_names has {len(class_names)} names for "
+                f"{num_classes} classes."
             )
         prepared.append((entry.get("name", f"task_{task_id}"), splits, num_classes, class_names))
     built = [
@@ -1419,23 +1449,38 @@ def from_datasets(tasks, name="datasets"):
         )
     built = []
     for task_id, entry in enumerate(tasks):
-        if not isinstance(entry, dict) or any(k not in entry for k in ("train", "val", "test", "num_classes")):
+        if not isinstance(entry, dict) or any(
+            k not in entry for k in ("train", "val", "test", "num_classes")
+        ):
             raise ValueError(
                 f"Task {task_id} of from_datasets() must be a dict with keys train, val, test, "
                 f"num_classes. Received: {entry!r:.200}"
             )
         num_classes = entry["num_classes"]
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-            raise ValueError(f"Task {task_id}: num_classes must be a positive integer. Received: {num_classes!r}")
+        if (
+            isinstance(num_classes, bool)
+            or not isinstance(num_classes, (int, np.integer))
+            or num_classes < 1
+        ):
+            raise ValueError(
+                f"Task {task_id}: num_classes must be a positive integer. Received: {num_classes!r}"
+            )
         splits, shapes = {}, set()
         for split in ("train", "val", "test"):
-            splits[split], shape = _standardize_dataset(entry[split], int(num_classes), f"Task {task_id} {split}")
+            splits[split], shape = _standardize_dataset(
+                entry[split], int(num_classes), f"Task {task_id} {split}"
+            )
             shapes.add(shape)
         if len(shapes) != 1:
-            raise ValueError(f"Task {task_id}: train, val and test images differ in shape: {sorted(shapes)}.")
+            raise ValueError(
+                f"Task {task_id}: train, val and test images differ in shape: {sorted(shapes)}."
+            )
         class_names = [str(n) for n in entry.get("class_names", range(num_classes))]
         if len(class_names) != num_classes:
-            raise ValueError(f"Task {task_id}: class_names has {len(class_names)} names for {num_classes} classes.")
+            raise ValueError(
+                f"Task {task_id}: class_names has {len(class_names)} names for "
+                f"{num_classes} classes."
+            )
         built.append(
             Task(
                 name=str(entry.get("name", f"task_{task_id}")),
@@ -1487,6 +1532,13 @@ def load_stream(name, **kwargs):
         raise ValueError(
             f"Unknown stream {name!r}. Known streams: {', '.join(list_streams())}. "
             "For your own data use from_directory(), from_arrays() or from_datasets()."
+        )
+    accepted = list(inspect.signature(STREAMS[name]).parameters)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"Stream {name!r} does not take {', '.join(unknown)}. It accepts: "
+            f"{', '.join(accepted)}."
         )
     return STREAMS[name](**kwargs)
 

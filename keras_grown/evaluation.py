@@ -30,7 +30,11 @@ import numpy as np
 
 
 def _check_index(name, value, limit):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < limit:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 0 <= value < limit
+    ):
         raise IndexError(
             f"{name} must be a task index in 0..{limit - 1} (the matrix has {limit} tasks). "
             f"Received: {name}={value!r}"
@@ -106,8 +110,14 @@ class AccuracyMatrix:
     """
 
     def __init__(self, num_tasks, task_names=None):
-        if isinstance(num_tasks, bool) or not isinstance(num_tasks, (int, np.integer)) or num_tasks < 1:
-            raise ValueError(f"num_tasks must be a positive integer. Received: num_tasks={num_tasks!r}")
+        if (
+            isinstance(num_tasks, bool)
+            or not isinstance(num_tasks, (int, np.integer))
+            or num_tasks < 1
+        ):
+            raise ValueError(
+                f"num_tasks must be a positive integer. Received: num_tasks={num_tasks!r}"
+            )
         num_tasks = int(num_tasks)
         if task_names is None:
             task_names = [f"task_{j}" for j in range(num_tasks)]
@@ -161,7 +171,9 @@ class AccuracyMatrix:
                 f"record_row({i}, ...) needs the accuracies on tasks 0..{i}: between {i + 1} and "
                 f"{self.num_tasks} values. Received {len(accuracies)}."
             )
-        checked = [_check_accuracy(a, f"record_row({i}, ...)[{j}]") for j, a in enumerate(accuracies)]
+        checked = [
+            _check_accuracy(a, f"record_row({i}, ...)[{j}]") for j, a in enumerate(accuracies)
+        ]
         self._values[i, : len(checked)] = checked
 
     def record_model_size(self, i, ratio):
@@ -361,7 +373,11 @@ class AccuracyMatrix:
         with Path(path).open(newline="") as handle:
             rows = list(csv.reader(handle))
         header = rows[0] if rows else []
-        if len(header) < 4 or header[0] != "after_task" or header[-2:] != ["model_size", "time_per_task"]:
+        if (
+            len(header) < 4
+            or header[0] != "after_task"
+            or header[-2:] != ["model_size", "time_per_task"]
+        ):
             raise ValueError(
                 f"{path} is not a CSV written by AccuracyMatrix.to_csv(): expected the header "
                 f"after_task, <task names>, model_size, time_per_task. Received: {header}."

@@ -38,9 +38,7 @@ def index_of(images):
 @pytest.fixture(scope="module")
 def raw_fashion():
     (x_train, y_train), (x_test, y_test) = datasets._load_fashion_mnist()
-    return dict(
-        y_train=y_train, y_test=y_test, train=index_of(x_train), test=index_of(x_test)
-    )
+    return dict(y_train=y_train, y_test=y_test, train=index_of(x_train), test=index_of(x_test))
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +165,9 @@ def test_permute_first_task_option():
 
 
 def test_fashion_errors_say_what_to_do():
-    with pytest.raises(ValueError, match=r"num_tasks must divide the 10 classes.*num_tasks=3.*\[1, 2, 5, 10\]"):
+    with pytest.raises(
+        ValueError, match=r"num_tasks must divide the 10 classes.*num_tasks=3.*\[1, 2, 5, 10\]"
+    ):
         datasets.split_fashion_mnist(num_tasks=3)
     with pytest.raises(ValueError, match=r"train_per_task=20000 .* has 12000 .* at most 12000"):
         datasets.split_fashion_mnist(train_per_task=20000)
@@ -202,7 +202,9 @@ def test_fashion_loader_is_cached_and_read_only():
 
 
 def test_missing_fashion_mnist_names_the_install_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"apt-get install -y dataset-fashion-mnist.*make data"):
+    with pytest.raises(
+        FileNotFoundError, match=r"apt-get install -y dataset-fashion-mnist.*make data"
+    ):
         datasets._read_fashion_mnist(str(tmp_path / "keras"), str(tmp_path / "debian"))
 
 
@@ -265,8 +267,20 @@ def test_load_stream_by_name():
     ]
 
 
+def test_load_stream_names_the_arguments_a_stream_takes():
+    with pytest.raises(
+        TypeError,
+        match=r"'cifar100_superclass' does not take num_tasks. It accepts: train_per_task, ",
+    ):
+        datasets.load_stream("cifar100_superclass", num_tasks=5)
+
+
 def test_unknown_stream_lists_known_names():
-    with pytest.raises(ValueError, match=r"Unknown stream 'split_mnist'. Known streams: cifar100_superclass, .*split_fashion_mnist"):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown stream 'split_mnist'. Known streams: cifar100_superclass, .*"
+        r"split_fashion_mnist",
+    ):
         datasets.load_stream("split_mnist")
 
 
@@ -284,7 +298,9 @@ def test_task_batched_shuffles_train_only_and_reproducibly(small_stream):
     unshuffled = arrays(task.train)[1]
     assert not np.array_equal(np.concatenate(batches), unshuffled)
     assert sorted(np.concatenate(batches).tolist()) == sorted(unshuffled.tolist())
-    np.testing.assert_array_equal(np.concatenate([y for _, y in test.as_numpy_iterator()]), arrays(task.test)[1])
+    np.testing.assert_array_equal(
+        np.concatenate([y for _, y in test.as_numpy_iterator()]), arrays(task.test)[1]
+    )
     x, _ = next(iter(val))
     assert x.shape == (20, 28, 28, 1)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
@@ -328,7 +344,9 @@ def _write_folder(root, tasks=2, classes=2, per_class=10, size=(12, 10), layout=
 
 def test_from_directory_carves_test_and_validation(tmp_path):
     written = _write_folder(tmp_path / "mini")
-    stream = datasets.from_directory(tmp_path / "mini", image_size=(12, 10), val_fraction=0.25, test_fraction=0.2)
+    stream = datasets.from_directory(
+        tmp_path / "mini", image_size=(12, 10), val_fraction=0.25, test_fraction=0.2
+    )
     assert stream.name == "mini" and len(stream) == 2
     assert stream.input_shape == (12, 10, 3)
     for task_id, task in enumerate(stream):
@@ -350,10 +368,16 @@ def test_from_directory_with_test_subfolders(tmp_path):
     for train_subdir in ("train", None):
         if train_subdir is None:  # classes directly in the task folder, beside test/
             for c in "ab":
-                (tmp_path / "tasks/task_0/train" / f"class_{c}").rename(tmp_path / "tasks/task_0" / f"class_{c}")
+                (tmp_path / "tasks/task_0/train" / f"class_{c}").rename(
+                    tmp_path / "tasks/task_0" / f"class_{c}"
+                )
             (tmp_path / "tasks/task_0/train").rmdir()
         stream = datasets.from_directory(
-            tmp_path / "tasks", image_size=(12, 10), val_fraction=0.2, test_subdir="test", train_subdir=train_subdir
+            tmp_path / "tasks",
+            image_size=(12, 10),
+            val_fraction=0.2,
+            test_subdir="test",
+            train_subdir=train_subdir,
         )
         task = stream[0]
         assert task.class_names == ["class_a", "class_b"]
@@ -377,6 +401,8 @@ def test_from_directory_errors(tmp_path):
     with pytest.raises(ValueError, match=r"Task folder '.*task_9' has no class sub-folder"):
         datasets.from_directory(tmp_path / "bad")
     _write_folder(tmp_path / "split", tasks=1, layout="split")
+    with pytest.raises(ValueError, match="train_subdir='train' needs test_subdir"):
+        datasets.from_directory(tmp_path / "split", train_subdir="train")
     with pytest.raises(ValueError, match=r"Test folder .* same class sub-folders"):
         datasets.from_directory(tmp_path / "split", test_subdir="missing", train_subdir="train")
 
@@ -413,7 +439,10 @@ def test_from_arrays_rejects_bad_labels_and_images():
     rng = np.random.default_rng(0)
     x, y = _task_arrays(rng, [0, 1])
     xt, yt = _task_arrays(rng, [0, 2], n=4)
-    with pytest.raises(ValueError, match=r"y_test has labels outside range: \[2\] .* must also appear in the training set"):
+    with pytest.raises(
+        ValueError,
+        match=r"y_test has labels outside range: \[2\] .* must also appear in the training set",
+    ):
         datasets.from_arrays([(x, y, None, None, xt, yt)])
     with pytest.raises(ValueError, match=r"labels outside range: \[5\] are not among 0\.\.2"):
         datasets.from_arrays(
@@ -428,14 +457,18 @@ def test_from_arrays_rejects_bad_labels_and_images():
         datasets.from_arrays([(x, y[:-1], None, None, xt, yt)])
     yt = np.array([0, 1, 0, 1])
     with pytest.raises(ValueError, match="same input_shape"):
-        datasets.from_arrays([(x, y, None, None, xt, yt), (x[:, :5, :5], y, None, None, xt[:, :5, :5], yt)])
+        datasets.from_arrays(
+            [(x, y, None, None, xt, yt), (x[:, :5, :5], y, None, None, xt[:, :5, :5], yt)]
+        )
 
 
 def test_from_datasets_checks_labels_while_reading():
     images = np.zeros((6, 5, 5), np.uint8)
     good = tf.data.Dataset.from_tensor_slices((images, np.array([0, 1, 2, 0, 1, 2])))
     bad = tf.data.Dataset.from_tensor_slices((images, np.array([0, 1, 2, 3, 1, 2])))
-    stream = datasets.from_datasets([dict(train=good, val=good, test=bad, num_classes=3, name="own")])
+    stream = datasets.from_datasets(
+        [dict(train=good, val=good, test=bad, num_classes=3, name="own")]
+    )
     task = stream[0]
     assert task.input_shape == (5, 5, 1) and task.name == "own"
     x, y = arrays(task.train)
@@ -445,7 +478,9 @@ def test_from_datasets_checks_labels_while_reading():
     with pytest.raises(ValueError, match=r"looks batched.*\.unbatch\(\)"):
         datasets.from_datasets([dict(train=good.batch(2), val=good, test=good, num_classes=3)])
     with pytest.raises(ValueError, match=r"\(image, label\) pairs"):
-        datasets.from_datasets([dict(train=good.map(lambda x, y: x), val=good, test=good, num_classes=3)])
+        datasets.from_datasets(
+            [dict(train=good.map(lambda x, y: x), val=good, test=good, num_classes=3)]
+        )
 
 
 # ---------------------------------------------------------------- CIFAR-100 (mocked tfds)
@@ -456,8 +491,20 @@ def test_cifar100_label_tables():
     assert len(datasets.CIFAR100_COARSE_LABEL_NAMES) == 20
     assert [len(fine) for fine in datasets.CIFAR100_COARSE_TO_FINE] == [5] * 20
     names = datasets.CIFAR100_FINE_LABEL_NAMES
-    assert [names[f] for f in datasets.CIFAR100_COARSE_TO_FINE[0]] == ["beaver", "dolphin", "otter", "seal", "whale"]
-    assert [names[f] for f in datasets.CIFAR100_COARSE_TO_FINE[14]] == ["baby", "boy", "girl", "man", "woman"]
+    assert [names[f] for f in datasets.CIFAR100_COARSE_TO_FINE[0]] == [
+        "beaver",
+        "dolphin",
+        "otter",
+        "seal",
+        "whale",
+    ]
+    assert [names[f] for f in datasets.CIFAR100_COARSE_TO_FINE[14]] == [
+        "baby",
+        "boy",
+        "girl",
+        "man",
+        "woman",
+    ]
 
 
 def test_split_cifar100_on_mock_data(tmp_path):
@@ -486,7 +533,10 @@ def test_split_cifar100_too_many_examples(tmp_path):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=500, policy=tfds.testing.MockPolicy.USE_CODE):
-        with pytest.raises(ValueError, match=r"train_per_task=4000 plus val_per_task=1000 .* has \d+ in the training split"):
+        with pytest.raises(
+            ValueError,
+            match=r"train_per_task=4000 plus val_per_task=1000 .* has \d+ in the training split",
+        ):
             datasets.split_cifar100(data_dir=str(tmp_path))
 
 
@@ -536,11 +586,18 @@ def test_cifar100_superclass_rejects_inconsistent_labels(tmp_path):
 
     # tfds' default mock draws fine and coarse labels independently.
     with tfds.testing.mock_data(num_examples=50, policy=tfds.testing.MockPolicy.USE_CODE):
-        with pytest.raises(ValueError, match="pairs fine and coarse labels in a way CIFAR-100 does not"):
+        with pytest.raises(
+            ValueError, match="pairs fine and coarse labels in a way CIFAR-100 does not"
+        ):
             datasets.cifar100_superclass(data_dir=str(tmp_path))
 
 
 def test_stream_modules_never_import_model_code():
     source = open(os.path.join(os.path.dirname(datasets.__file__), "datasets.py")).read()
-    for higher in ("keras_grown.model", "keras_grown.layers", "keras_grown.masks", "keras_grown.evaluation"):
+    for higher in (
+        "keras_grown.model",
+        "keras_grown.layers",
+        "keras_grown.masks",
+        "keras_grown.evaluation",
+    ):
         assert higher not in source

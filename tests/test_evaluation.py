@@ -66,7 +66,10 @@ def test_four_task_metrics_forgetting_uses_the_best_earlier_accuracy():
     assert matrix.average_accuracy() == approx(0.7125)
     # a_2 = (0.65 + 0.90 + 0.50) / 3 = 2.05 / 3
     assert matrix.step_average_accuracy() == [
-        approx(0.60), approx(0.75), approx(0.6833333333333333), approx(0.7125)
+        approx(0.60),
+        approx(0.75),
+        approx(0.6833333333333333),
+        approx(0.7125),
     ]
     # BWT = ((0.55 - 0.60) + (0.85 - 0.80) + (0.50 - 0.50)) / 3
     assert matrix.backward_transfer() == approx(0.0)
@@ -152,7 +155,9 @@ def test_default_task_names_and_name_count():
     assert AccuracyMatrix(2).task_names == ["task_0", "task_1"]
     with pytest.raises(ValueError, match=r"one name per task: expected 3, received 2"):
         AccuracyMatrix(3, task_names=["a", "b"])
-    with pytest.raises(ValueError, match="num_tasks must be a positive integer. Received: num_tasks=0"):
+    with pytest.raises(
+        ValueError, match="num_tasks must be a positive integer. Received: num_tasks=0"
+    ):
         AccuracyMatrix(0)
 
 
@@ -212,7 +217,10 @@ def test_csv_round_trip(three, tmp_path):
 def test_plots_are_png_files(three, tmp_path):
     three.record_model_size(0, 0.3)
     three.record_model_size(1, 0.6)
-    for path in (three.plot_heatmap(tmp_path / "heatmap.png"), three.plot_curves(tmp_path / "curves.png")):
+    for path in (
+        three.plot_heatmap(tmp_path / "heatmap.png"),
+        three.plot_curves(tmp_path / "curves.png"),
+    ):
         data = path.read_bytes()
         assert data[:8] == PNG_SIGNATURE
         assert len(data) > 5_000
@@ -226,7 +234,10 @@ def test_plot_curves_needs_a_filled_row(tmp_path):
 
 def test_record_out_of_range_is_an_index_error():
     matrix = AccuracyMatrix(3)
-    with pytest.raises(IndexError, match=r"i must be a task index in 0..2 \(the matrix has 3 tasks\). Received: i=3"):
+    with pytest.raises(
+        IndexError,
+        match=r"i must be a task index in 0..2 \(the matrix has 3 tasks\). Received: i=3",
+    ):
         matrix.record(3, 0, 0.5)
     with pytest.raises(IndexError, match="Received: j=-1"):
         matrix.record(0, -1, 0.5)
@@ -254,7 +265,9 @@ def test_record_row_checks_everything_before_writing():
     with pytest.raises(ValueError, match=r"record_row\(1, ...\)\[1\]: accuracy must be a fraction"):
         matrix.record_row(1, [0.5, 2.0])
     assert np.isnan(matrix.values).all()
-    with pytest.raises(ValueError, match=r"accuracies on tasks 0..1: between 2 and 3 values. Received 1"):
+    with pytest.raises(
+        ValueError, match=r"accuracies on tasks 0..1: between 2 and 3 values. Received 1"
+    ):
         matrix.record_row(1, [0.5])
     with pytest.raises(ValueError, match=r"model size after task 0 must be a finite number >= 0"):
         matrix.record_model_size(0, -1)
