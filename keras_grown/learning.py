@@ -103,7 +103,8 @@ def scratch_reference(model, task, epochs=3, batch_size=64, verbose=0, seed=0):
     if model._compile_kwargs is not None:
         reference.compile(**model._compile_kwargs)
     reference.add_task(task.train, num_classes=task.num_classes, grow=False)
-    reference.fit(prepare(task.train, batch_size, True, seed), epochs=epochs, verbose=verbose)
+    reference.fit(prepare(task.train, batch_size, True, seed), epochs=epochs, verbose=verbose,
+                  shuffle=False)
     return _accuracy(reference, prepare(task.val, 256))
 
 
@@ -169,7 +170,7 @@ def learn(
     matrix = AccuracyMatrix(len(tasks), task_names=names)
     result = LearnResult(matrix, [], [], [], [], [], [])
     tests = [prepare(t.test, 256) for t in tasks]
-    fit_kwargs = dict(callbacks=callbacks, verbose=verbose)
+    fit_kwargs = dict(callbacks=callbacks, verbose=verbose, shuffle=False)  # prepare() shuffles
     for index, task in enumerate(tasks):
         start = time.perf_counter()
         train = prepare(task.train, batch_size, shuffle=True, seed=seed + index)

@@ -64,6 +64,8 @@ class TaskSummary:
         return sum(v["kernels_taken"] for v in self.layers.values())
 
 
+L0_SCOPES = ("grown_channels", "new_weights")
+
 _COMPILE_DEFAULTS = dict(
     optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
 )
@@ -146,6 +148,7 @@ class GrownModel(keras.Model):
         attentive_mask=True,
         learnable_growth=True,
         retrain_released=True,
+        l0_scope="grown_channels",
         seed=None,
         tasks=(),
         growth_enabled=False,
@@ -183,6 +186,11 @@ class GrownModel(keras.Model):
         self.attentive_mask = bool(attentive_mask)
         self.learnable_growth = bool(learnable_growth)
         self.retrain_released = bool(retrain_released)
+        if l0_scope not in L0_SCOPES:
+            raise ValueError(
+                f"l0_scope must be one of {L0_SCOPES}. Received: l0_scope={l0_scope!r}"
+            )
+        self.l0_scope = l0_scope
         self.seed = seed
 
         with growth_scope(
@@ -611,12 +619,24 @@ class GrownModel(keras.Model):
         for layer, weight in zip(self.grown_layers, self._channel_weights):
             dormant = 1.0 - layer.active
             on = layer.active
+            channel_probability = layer.active
             if self._growth:
                 # The l0 norm of the grown mask is not differentiable: use its
                 # expectation sum(sigmoid(score)) over dormant channels, each
                 # weighted by the share of one full-size backbone it adds.
-                l0 = l0 + weight * ops.sum(dormant * ops.sigmoid(layer.grown_score))
+                grown = dormant * ops.sigmoid(layer.grown_score)
+                channel_probability = channel_probability + grown
+                if self.l0_scope == "grown_channels":
+                    l0 = l0 + weight * ops.sum(grown)
                 on = on + dormant * masks.hard_mask(layer.grown_score)
+            if self.l0_scope == "new_weights" and layer.attentive_learned:
+                # Expected number of free weights the task takes: kernel kept
+                # (attentive mask) times its channel on (active or grown).
+                free = ops.cast(ops.equal(layer.owner, 0), "float32")
+                kept = ops.sum(free * ops.sigmoid(layer.attentive_score), axis=0)
+                l0 = l0 + ops.sum(kept * channel_probability) * (
+                    _kernel_elems(layer) / self.full_size_weights
+                )
             ratio = ratio + weight * ops.sum(on)
         return l0, ratio
 
@@ -627,7 +647,7 @@ class GrownModel(keras.Model):
         l0, ratio = self._growth_terms()
         self.l0_tracker.update_state(l0)
         self.growth_tracker.update_state(ratio)
-        if self._growth and self.l0_lambda > 0:
+        if self.l0_lambda > 0 and (self._growth or self.l0_scope == "new_weights"):
             loss = loss + ops.cast(self.l0_lambda, loss.dtype) * l0
         return loss
 
@@ -679,6 +699,7 @@ class GrownModel(keras.Model):
             "attentive_mask": self.attentive_mask,
             "learnable_growth": self.learnable_growth,
             "retrain_released": self.retrain_released,
+            "l0_scope": self.l0_scope,
             "seed": self.seed,
             "tasks": [dict(t) for t in self._tasks],
             "growth_enabled": self._growth,
