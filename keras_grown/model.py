@@ -398,6 +398,10 @@ class GrownModel(keras.Model):
         index = len(self._tasks) - 1
         for layer in self.grown_layers:
             layer.reset_scores()
+            if index > 0:
+                # The frozen kernels a task reuses were trained with the
+                # previous task's biases and batch-norm state: start there.
+                layer.inherit_task_state(index, index - 1)
         if grow is None:
             grow = index == 0
         self._growth = bool(grow) and self.learnable_growth and self._has_dormant_channels()

@@ -160,3 +160,18 @@ def test_a_dormant_channel_is_invisible_until_grown():
     conv.grown_score.assign(np.array([-1.0, -1.0, 5.0, -1.0], "float32"))
     model.grow()
     assert not np.array_equal(model.predict(images, verbose=0), before)
+
+
+def test_a_new_task_starts_from_the_previous_tasks_biases():
+    model = _model()
+    images, labels = _data()
+    conv, dense = _layers(model)
+    model.add_task((images, labels))
+    model.fit(images, labels, batch_size=32, epochs=2, verbose=0)
+    model.finish_task()
+    trained = dense._task_variables[0]["bias"].numpy().copy()
+    assert np.abs(trained).sum() > 0
+    model.add_task((images, labels))
+    np.testing.assert_array_equal(dense._task_variables[1]["bias"].numpy(), trained)
+    assert dense._task_variables[1]["bias"].trainable
+    assert not dense._task_variables[0]["bias"].trainable

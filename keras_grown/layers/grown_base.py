@@ -182,6 +182,11 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         if self.normalization is not None:
             self.normalization.set_task(task, finished, growth_enabled)
 
+    def inherit_task_state(self, task, source):
+        super().inherit_task_state(task, source)
+        if self.normalization is not None:
+            self.normalization.inherit_task_state(task, source)
+
     def freeze_task_state(self, task):
         super().freeze_task_state(task)
         if self.normalization is not None:

@@ -55,6 +55,16 @@ class TaskStateMixin:
         self.num_task_states += 1
         return index
 
+    # Per-task values a new task starts from (the previous task's): the frozen
+    # kernels it reuses were trained with them. Masks are not inherited.
+    _inherited_task_values = ("bias", "gamma", "beta", "moving_mean", "moving_variance")
+
+    def inherit_task_state(self, task, source):
+        """Initializes the biases / normalization of `task` from those of `source`."""
+        for key in self._inherited_task_values:
+            if key in self._task_variables[task] and key in self._task_variables[source]:
+                self._task_variables[task][key].assign(self._task_variables[source][key])
+
     def freeze_task_state(self, task):
         """Makes every variable of `task` non-trainable (finished tasks are frozen)."""
         for variable in self._task_variables[task].values():
