@@ -82,6 +82,8 @@ def build_parser():
     run.add_argument("--max-growth-rounds", type=int, default=2)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--jit-compile", action="store_true", help="compile with XLA")
+    run.add_argument("--compare-scratch", action="store_true",
+                     help="also train one full-size plain network per task (Scratch) and report both")
     run.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
                      help="do not write TensorBoard logs")
     run.add_argument("--out", default=os.path.join("runs", "grown"), help="results folder")
@@ -104,7 +106,7 @@ def command_run(args):
     import keras
 
     import keras_grown as kg
-    from keras_grown.learning import learn, set_seed
+    from keras_grown.learning import learn, scratch_baseline, set_seed
 
     os.makedirs(args.out, exist_ok=True)
     set_seed(args.seed)
@@ -131,6 +133,11 @@ def command_run(args):
     )
     elapsed = time.perf_counter() - start
     matrix = result.accuracy
+    scratch = None
+    if args.compare_scratch:
+        print("Scratch: one full-size plain network per task ...", flush=True)
+        scratch = scratch_baseline(model, stream, epochs=args.epochs, batch_size=args.batch_size,
+                                   seed=args.seed)
     payload = {
         "command": " ".join(["keras-grown"] + sys.argv[1:]),
         "version": __version__,
@@ -144,18 +151,44 @@ def command_run(args):
         "seconds": elapsed,
         "result": result.to_dict(),
     }
+    if scratch is not None:
+        payload["scratch"] = {
+            "average_accuracy": scratch.accuracy.average_accuracy(),
+            "final_model_size": scratch.model_size[-1],
+            "seconds": sum(scratch.time_per_task),
+            "result": scratch.to_dict(),
+        }
     with open(os.path.join(args.out, "results.json"), "w") as handle:
         json.dump(payload, handle, indent=2, default=_json_default)
+    comparison = _comparison(matrix, result, elapsed, scratch)
     with open(os.path.join(args.out, "accuracy.md"), "w") as handle:
-        handle.write(matrix.to_markdown() + "\n")
+        handle.write(matrix.to_markdown() + "\n\n" + comparison + "\n")
     matrix.plot_heatmap(os.path.join(args.out, "accuracy.png"))
     result.plot_growth(os.path.join(args.out, "growth.png"))
     print(matrix.to_markdown())
+    print()
+    print(comparison)
     print(f"\naverage accuracy {matrix.average_accuracy():.4f}  BWT {matrix.backward_transfer():+.4f}"
           f"  model size {result.model_size[-1]:.3f}x  ({elapsed:.0f} s)")
     print(f"wrote {args.out}/results.json, accuracy.md, accuracy.png, growth.png"
           + (", tensorboard/" if args.tensorboard else ""))
     return 0
+
+
+def _comparison(matrix, result, elapsed, scratch):
+    rows = [
+        "| method | average accuracy | BWT | model size | training time |",
+        "| --- | --- | --- | --- | --- |",
+        f"| GROWN | {100 * matrix.average_accuracy():.2f} % | "
+        f"{100 * matrix.backward_transfer():+.2f} | {result.model_size[-1]:.3f}x | {elapsed:.0f} s |",
+    ]
+    if scratch is not None:
+        rows.append(
+            f"| Scratch | {100 * scratch.accuracy.average_accuracy():.2f} % | "
+            f"{100 * scratch.accuracy.backward_transfer():+.2f} | {scratch.model_size[-1]:.0f}x | "
+            f"{sum(scratch.time_per_task):.0f} s |"
+        )
+    return "\n".join(rows)
 
 
 def _json_default(value):

@@ -84,6 +84,48 @@ def prepare(dataset, batch_size, shuffle=False, seed=0):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _full_size_twin(model):
+    """A GrownModel of the same backbone with every mask off: a plain full-size network."""
+    config = model.get_config()
+    config.update(
+        name="scratch_reference", seed_ratio=1.0, capacity=1.0, selective_mask=False,
+        attentive_mask=False, learnable_growth=False, tasks=[], growth_enabled=False,
+        selected_task=None,
+    )
+    twin = GrownModel.from_config(config)
+    if model._compile_kwargs is not None:
+        twin.compile(**model._compile_kwargs)
+    return twin
+
+
+def scratch_baseline(model, stream, epochs=3, batch_size=64, verbose=0, seed=0):
+    """Trains one full-size plain network per task ("Scratch"); returns a LearnResult.
+
+    Each task gets its own network of the backbone's full-size width, so
+    nothing is forgotten and the size after task t is t x. This is the
+    reference GROWN's accuracy is compared with.
+    """
+    tasks = list(stream)
+    names = [getattr(t, "name", f"task {i}") for i, t in enumerate(tasks)]
+    matrix = AccuracyMatrix(len(tasks), task_names=names)
+    result = LearnResult(matrix, [], [], [], [], [], [])
+    accuracies = []
+    for index, task in enumerate(tasks):
+        start = time.perf_counter()
+        reference = _full_size_twin(model)
+        reference.add_task(task.train, num_classes=task.num_classes, grow=False)
+        reference.fit(prepare(task.train, batch_size, True, seed + index), epochs=epochs,
+                      verbose=verbose, shuffle=False)
+        result.val_accuracy.append(_accuracy(reference, prepare(task.val, 256)))
+        accuracies.append(_accuracy(reference, prepare(task.test, 256)))
+        result.time_per_task.append(time.perf_counter() - start)
+        matrix.record_row(index, accuracies)
+        matrix.record_model_size(index, float(index + 1))
+        matrix.record_time(index, result.time_per_task[-1])
+        result.model_size.append(float(index + 1))
+    return result
+
+
 def scratch_reference(model, task, epochs=3, batch_size=64, verbose=0, seed=0):
     """Trains a full-size plain network on one task; returns its validation accuracy.
 
@@ -93,15 +135,7 @@ def scratch_reference(model, task, epochs=3, batch_size=64, verbose=0, seed=0):
     backbone's full-size width, trained from scratch on the task, as the
     paper's "Scratch" baseline is.
     """
-    config = model.get_config()
-    config.update(
-        name="scratch_reference", seed_ratio=1.0, capacity=1.0, selective_mask=False,
-        attentive_mask=False, learnable_growth=False, tasks=[], growth_enabled=False,
-        selected_task=None,
-    )
-    reference = GrownModel.from_config(config)
-    if model._compile_kwargs is not None:
-        reference.compile(**model._compile_kwargs)
+    reference = _full_size_twin(model)
     reference.add_task(task.train, num_classes=task.num_classes, grow=False)
     reference.fit(prepare(task.train, batch_size, True, seed), epochs=epochs, verbose=verbose,
                   shuffle=False)

@@ -73,14 +73,17 @@ def test_cli_run_writes_results(tmp_path, capsys):
     out = tmp_path / "run"
     code = cli.main([
         "run", "--stream", "split_fashion_mnist", "--num-tasks", "5", "--train-per-task", "128",
-        "--epochs", "1", "--out", str(out), "--seed", "0",
+        "--epochs", "1", "--out", str(out), "--seed", "0", "--compare-scratch",
     ])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["backward_transfer"] == 0.0
     assert len(results["result"]["model_size"]) == 5
     assert 0.0 < results["average_accuracy"] <= 1.0
-    assert "| after" in (out / "accuracy.md").read_text().lower() or "after" in (out / "accuracy.md").read_text()
+    assert results["scratch"]["final_model_size"] == 5.0
+    assert 0.0 < results["scratch"]["average_accuracy"] <= 1.0
+    assert "| Scratch |" in (out / "accuracy.md").read_text()
+    assert "after" in (out / "accuracy.md").read_text()
     for png in ("accuracy.png", "growth.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
