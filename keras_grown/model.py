@@ -480,6 +480,12 @@ class GrownModel(keras.Model):
             )
         self._select(int(task))
 
+    def export_task(self, task, path, **kwargs):
+        """Writes a plain Keras model of what `task` uses (see `keras_grown.export`)."""
+        from keras_grown import export
+
+        return export.export_task(self, task, path, **kwargs)
+
     # ------------------------------------------------------------ checking
     def _check_task_data(self, data, num_classes):
         dataset = as_dataset(data)
