@@ -9,10 +9,12 @@ import os as _os
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_grown import backbones  # noqa: E402
+from keras_grown import callbacks  # noqa: E402
 from keras_grown import datasets  # noqa: E402
 from keras_grown import evaluation  # noqa: E402
 from keras_grown import layers  # noqa: E402
 from keras_grown import masks  # noqa: E402
+from keras_grown import tuning  # noqa: E402
 from keras_grown.learning import LearnResult, learn, set_seed  # noqa: E402
 from keras_grown.model import GrownModel, ModelSize, TaskSummary  # noqa: E402
 from keras_grown.version import __version__  # noqa: E402
@@ -24,10 +26,12 @@ __all__ = [
     "TaskSummary",
     "__version__",
     "backbones",
+    "callbacks",
     "datasets",
     "evaluation",
     "layers",
     "learn",
     "masks",
     "set_seed",
+    "tuning",
 ]

@@ -184,7 +184,9 @@ def learn(
         max_growth_rounds: bound on the number of growth rounds per task.
         growth_epochs: epochs per growth round (default: `epochs`).
         batch_size: training batch size.
-        callbacks: Keras callbacks passed to every `fit()`.
+        callbacks: Keras callbacks passed to every `fit()`; those with an
+            `on_task_end(model, summary)` method (`callbacks.GrowthMonitor`)
+            are also called after each `finish_task()`.
         verbose: Keras verbosity of `fit()`.
         seed: shuffling seed.
 
@@ -225,6 +227,9 @@ def learn(
                 model.fit(train, validation_data=val, epochs=growth_epochs, **fit_kwargs)
                 rounds += 1
         summary = model.finish_task()
+        for callback in callbacks or ():
+            if hasattr(callback, "on_task_end"):  # e.g. callbacks.GrowthMonitor
+                callback.on_task_end(model, summary)
         result.val_accuracy.append(_accuracy(model, val))
         result.time_per_task.append(time.perf_counter() - start)
         for seen in range(index + 1):
