@@ -113,6 +113,14 @@ class GrownModel(keras.Model):
             free weights of on-channels are used).
         learnable_growth: allow learnable sparse growth (`grow()`).
         retrain_released: re-train free weights inside active channels.
+        l0_scope: what the l0 term counts: `"grown_channels"` (the paper's
+            `||m_g||_0`, weighted by each channel's share of the full-size
+            backbone) or `"new_weights"` (the expected number of free
+            weights the task takes).
+        freeze_finished_tasks: a finished task owns and freezes what it
+            uses (GROWN and every zero-forgetting method). False only for
+            the naive fine-tune and EWC baselines: nothing is owned, every
+            task reads the shared weights, and old tasks forget.
         seed: seed of the Gumbel noise (with `keras.utils.set_random_seed`
             for the rest).
 
@@ -149,6 +157,7 @@ class GrownModel(keras.Model):
         learnable_growth=True,
         retrain_released=True,
         l0_scope="grown_channels",
+        freeze_finished_tasks=True,
         seed=None,
         tasks=(),
         growth_enabled=False,
@@ -191,6 +200,7 @@ class GrownModel(keras.Model):
                 f"l0_scope must be one of {L0_SCOPES}. Received: l0_scope={l0_scope!r}"
             )
         self.l0_scope = l0_scope
+        self.freeze_finished_tasks = bool(freeze_finished_tasks)
         self.seed = seed
 
         with growth_scope(
@@ -219,12 +229,16 @@ class GrownModel(keras.Model):
             layer.selective_learned = self.selective_mask
             layer.attentive_learned = self.attentive_mask
             layer.released_trainable = self.retrain_released
+            layer.freeze_finished = self.freeze_finished_tasks
         self._input_on = backbones_lib.channel_sources(self.backbone)
         self._measure_full_size()
 
         self.l0_tracker = keras.metrics.Mean(name="l0")
         self.growth_tracker = keras.metrics.Mean(name="growth_ratio")
         self.mask_optimizer = None
+        # Extra loss terms of regularization baselines (EWC): callables
+        # returning a scalar tensor, added to the loss of the current task.
+        self.penalties = []
         self._compile_kwargs = None
         self._tasks = []
         self._growth = False
@@ -267,9 +281,18 @@ class GrownModel(keras.Model):
         for layer in self.grown_layers:
             owner = ops.convert_to_numpy(layer.owner)
             elems = _kernel_elems(layer)
-            owned += int((owner > 0).sum()) * elems
-            for k in range(len(self._tasks)):
-                by_task[k] += int((owner == k + 1).sum()) * elems
+            if self.freeze_finished_tasks:
+                owned += int((owner > 0).sum()) * elems
+                for k in range(len(self._tasks)):
+                    by_task[k] += int((owner == k + 1).sum()) * elems
+            else:
+                # Nothing is owned: count the shared kernels any task uses.
+                used = np.zeros(owner.shape, bool)
+                for k in self.finished_tasks:
+                    task_use = layer.task_kernel_mask(k)
+                    by_task[k] += int((task_use & ~used).sum()) * elems
+                    used |= task_use
+                owned += int(used.sum()) * elems
             for k in self.finished_tasks:
                 variables = layer._task_variables[k]
                 mask_bytes += int(variables["kernel_mask"].shape[0])
@@ -352,6 +375,13 @@ class GrownModel(keras.Model):
         growth = self._growth and not finished
         for layer in self._task_layers:
             layer.set_task(task, finished, growth)
+        for layer in self.grown_layers:
+            # Only the masks this task learns are trainable variables.
+            layer.selective_score.trainable = self.selective_mask and not finished
+            layer.attentive_score.trainable = (
+                self.attentive_mask and not layer.attentive_fixed and not finished
+            )
+            layer.grown_score.trainable = growth
         self._selected = task
         self._reset_functions()
 
@@ -432,6 +462,30 @@ class GrownModel(keras.Model):
                 layer.reset_dormant_grown_scores()
         self._growth = True
         self._select(self.current_task)
+
+    def prune(self, ratio):
+        """PackNet's magnitude pruning of the weights the current task trains.
+
+        In every grown layer, keeps the `1 - ratio` fraction (by L1 norm) of
+        the free kernels the task uses and fixes its attentive mask to them
+        (hard, no longer trained); train again afterwards to recover. The
+        pruned kernels are released to later tasks by `finish_task()`.
+
+        Returns:
+            dict layer name -> (kernels kept, kernels pruned).
+        """
+        if self.current_task is None:
+            raise ValueError("prune() needs a task being learned. Call add_task() first.")
+        if not 0.0 <= float(ratio) < 1.0:
+            raise ValueError(
+                "prune(ratio) takes the fraction of the task's free weights to "
+                f"release, in [0, 1). Received: ratio={ratio}"
+            )
+        self._select(self.current_task)
+        input_on = self._input_on({l: l.hard_channel_on() for l in self.grown_layers})
+        result = {l.name: l.prune_free_kernels(ratio, input_on[l]) for l in self.grown_layers}
+        self._select(self.current_task)
+        return result
 
     def _has_dormant_channels(self):
         return any(
@@ -659,6 +713,8 @@ class GrownModel(keras.Model):
         self.growth_tracker.update_state(ratio)
         if self.l0_lambda > 0 and (self._growth or self.l0_scope == "new_weights"):
             loss = loss + ops.cast(self.l0_lambda, loss.dtype) * l0
+        for penalty in self.penalties:
+            loss = loss + ops.cast(penalty(), loss.dtype)
         return loss
 
     def train_step(self, data):
@@ -710,6 +766,7 @@ class GrownModel(keras.Model):
             "learnable_growth": self.learnable_growth,
             "retrain_released": self.retrain_released,
             "l0_scope": self.l0_scope,
+            "freeze_finished_tasks": self.freeze_finished_tasks,
             "seed": self.seed,
             "tasks": [dict(t) for t in self._tasks],
             "growth_enabled": self._growth,

@@ -97,6 +97,11 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         self.selective_learned = True
         self.attentive_learned = True
         self.released_trainable = True
+        # PackNet: the attentive mask is fixed by magnitude pruning (hard,
+        # no noise, not trained). Fine-tune/EWC: finished tasks do not take
+        # ownership and keep reading the shared weights (they forget).
+        self.attentive_fixed = False
+        self.freeze_finished = True
         # Weight of one channel in the l0 term and in the size report, set by
         # GrownModel once it knows the full-size input width of this layer.
         self.full_input_dim = None
@@ -199,6 +204,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
 
     def reset_scores(self):
         """Re-initializes the mask scores for a new task."""
+        self.attentive_fixed = False
         shape = self.selective_score.shape
         self.selective_score.assign(np.full(shape, self.selective_init, "float32"))
         self.attentive_score.assign(np.full(shape, self.attentive_init, "float32"))
@@ -231,15 +237,22 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             # whatever later tasks write elsewhere in `frozen_kernel`.
             use = masks.unpack_bits(self._current("kernel_mask"), mask_shape)
             gate = masks.unpack_bits(self._current("channel_mask"), (self.allocated_units,))
-            kernel = ops.where(
-                ops.greater(use, 0.0)[spatial], self.frozen_kernel, 0.0
-            )
+            if self.freeze_finished:
+                source = self.frozen_kernel
+            else:
+                source = ops.where(
+                    ops.greater(self.owner, 0)[spatial], self.frozen_kernel, self.free_kernel
+                )
+            kernel = ops.where(ops.greater(use, 0.0)[spatial], source, 0.0)
             return kernel, gate
         owned = ops.greater(self.owner, 0)
         # Weights owned by earlier tasks come from the frozen store, all
         # others from the trainable free store.
         weights = ops.where(owned[spatial], self.frozen_kernel, self.free_kernel)
-        if self.selective_learned and self.attentive_learned:
+        if self.attentive_fixed:
+            selective = self._mask(self.selective_score, self.selective_learned, training)
+            attentive = masks.hard_mask(self.attentive_score)
+        elif self.selective_learned and self.attentive_learned:
             # Owned and free kernels are disjoint: one noisy sample over the
             # combined scores serves both masks (half the sampling cost).
             selective = attentive = self._mask(
@@ -295,7 +308,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         )
         attentive = (
             ops.convert_to_numpy(self.attentive_score) > 0
-            if self.attentive_learned else np.ones(shape, bool)
+            if self.attentive_learned or self.attentive_fixed else np.ones(shape, bool)
         )
         if not self.released_trainable:
             attentive &= (ops.convert_to_numpy(self.active) == 0)[None, :]
@@ -317,6 +330,8 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         use = self.hard_kernel_mask() & input_on[:, None] & output_on[None, :]
         owner = ops.convert_to_numpy(self.owner)
         taken = use & (owner == 0)
+        if not self.freeze_finished:
+            taken = np.zeros_like(taken)
         active = ops.convert_to_numpy(self.active) > 0
         grown = output_on & ~active
         owner = np.where(taken, task + 1, owner).astype("int32")
@@ -337,6 +352,38 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             "kernels_reused": int((use & (owner > 0) & ~taken).sum()),
             "weights_taken": int(taken.sum()) * kernel_elems,
         }
+
+    def prune_free_kernels(self, ratio, input_on):
+        """PackNet's magnitude pruning of the kernels the current task trains.
+
+        Among the free kernels the task uses now (input and output channel
+        on, attentive mask on), keeps the `1 - ratio` fraction with the
+        largest L1 norm and fixes the attentive mask to them: from now on it
+        is hard (no noise) and not trained. The pruned kernels stay free and
+        are released to later tasks when the task finishes.
+
+        Returns:
+            (kernels kept, kernels pruned).
+        """
+        if not 0.0 <= float(ratio) < 1.0:
+            raise ValueError(f"The pruning ratio must be in [0, 1). Received: ratio={ratio}")
+        output_on = self.hard_channel_on()
+        owner = ops.convert_to_numpy(self.owner)
+        candidates = (
+            self.hard_kernel_mask() & (owner == 0) & input_on[:, None] & output_on[None, :]
+        )
+        free = np.abs(ops.convert_to_numpy(self.free_kernel))
+        magnitude = free.reshape((-1,) + owner.shape).sum(axis=0)
+        count = int(candidates.sum())
+        keep_count = int(round(count * (1.0 - float(ratio))))
+        keep = np.zeros_like(candidates)
+        if keep_count > 0:
+            order = np.argsort(-np.where(candidates, magnitude, -np.inf), axis=None)
+            keep.flat[order[:keep_count]] = True
+        score = np.where(keep, _FIXED_ON, _FIXED_OFF).astype("float32")
+        self.attentive_score.assign(score)
+        self.attentive_fixed = True
+        return keep_count, count - keep_count
 
     def task_kernel_mask(self, task):
         """Bool array [in, out]: the stored kernel mask of a finished task."""
@@ -372,6 +419,10 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             }
         )
         return config
+
+
+# Scores of a fixed (pruned) attentive mask: far beyond the threshold.
+_FIXED_ON, _FIXED_OFF = 10.0, -10.0
 
 
 def _positive_int(value, name):
