@@ -1,0 +1,865 @@
+"""Searching `l0_lambda` and friends with KerasTuner.
+
+One trial is one run of GROWN (`keras_grown.learning.learn`) over the first
+`tune_tasks` tasks of a stream (or the whole stream), scored on
+**validation** data only:
+
+* `val_accuracy` = the mean, over the tuning tasks, of each task's
+  validation accuracy when it finished (`LearnResult.val_accuracy`);
+* `model_size` = the model-size ratio after the last tuning task;
+* `accuracy_size` = `val_accuracy - size_penalty * max(0, model_size - size_budget)`.
+
+`objective="accuracy"` maximizes `val_accuracy`; `objective="accuracy_size"`
+maximizes `accuracy_size`. Test data is never read: during a trial every
+tuning task's test split is replaced by its validation split, so even the
+accuracy matrix `learn()` fills holds validation accuracies.
+
+Searched (each can be fixed by passing a number, or given another range as
+a `(low, high)` pair):
+
+| name | default range | sampling |
+| --- | --- | --- |
+| `l0_lambda` | 1e-3 .. 10 | log |
+| `seed_ratio` | 0.2 .. 0.8 | linear |
+| `learning_rate` | 1e-4 .. 1e-2 (Adam, the weights) | log |
+| `temperature` | 0.5 .. 2.0 (Gumbel-Sigmoid) | linear |
+
+Example:
+
+```python
+import keras_grown as kg
+
+stream = kg.datasets.split_fashion_mnist(num_tasks=5, train_per_task=2000)
+best, tuner = kg.tuning.tune(stream, max_trials=20, tuner="bayesian", epochs=2,
+                             tune_tasks=2, directory="runs/tune", seed_ratio=0.5)
+model = kg.GrownModel("lenet5", input_shape=stream.input_shape,
+                      l0_lambda=best["l0_lambda"], seed_ratio=best["seed_ratio"],
+                      temperature=best["temperature"])
+```
+"""
+
+import argparse
+import dataclasses
+import inspect
+import json
+import math
+import os
+import types
+
+import keras
+import keras_tuner
+import numpy as np
+
+from keras_grown import backbones as backbones_lib
+from keras_grown import datasets as datasets_lib
+from keras_grown.layers.grown_base import validate_growth_settings
+from keras_grown.learning import _resolve_targets, learn, set_seed
+from keras_grown.model import GrownModel
+
+# name: (low, high, sampling) of the default search space.
+SEARCH_SPACE = {
+    "l0_lambda": (1e-3, 10.0, "log"),
+    "seed_ratio": (0.2, 0.8, "linear"),
+    "learning_rate": (1e-4, 1e-2, "log"),
+    "temperature": (0.5, 2.0, "linear"),
+}
+
+# objective argument: the name of the metric the tuner maximizes.
+OBJECTIVES = {"accuracy": "val_accuracy", "accuracy_size": "accuracy_size"}
+
+OBJECTIVE_FORMULAS = {
+    "accuracy": (
+        "val_accuracy = mean over the tuning tasks of each task's validation accuracy "
+        "when it finished"
+    ),
+    "accuracy_size": (
+        "accuracy_size = val_accuracy - size_penalty * max(0, model_size - size_budget)"
+    ),
+}
+
+
+# name: (allowed values, in words) of one value of a searched setting.
+_DOMAINS = {
+    "l0_lambda": (lambda v: v >= 0, ">= 0"),
+    "seed_ratio": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "learning_rate": (lambda v: v > 0, "> 0"),
+    "temperature": (lambda v: v > 0, "> 0"),
+}
+
+
+def _check_domain(name, value):
+    return _DOMAINS[name][0](value)
+
+
+def _resolve_setting(name, value):
+    """None -> default range; a number -> fixed; (low, high) -> that range."""
+    low, high, sampling = SEARCH_SPACE[name]
+    if value is None:
+        return ("range", low, high, sampling)
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        value = float(value)
+        if not (math.isfinite(value) and _check_domain(name, value)):
+            raise ValueError(f"{name} must be {_DOMAINS[name][1]}. Received: {name}={value!r}")
+        return ("fixed", value)
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        try:
+            low, high = float(value[0]), float(value[1])
+        except (TypeError, ValueError):
+            low = high = float("nan")
+        if not (
+            math.isfinite(low)
+            and math.isfinite(high)
+            and low < high
+            and _check_domain(name, low)
+            and _check_domain(name, high)
+            and (sampling != "log" or low > 0)
+        ):
+            raise ValueError(
+                f"A range for {name} must be (low, high) with low < high, both "
+                f"{_DOMAINS[name][1]}{' and low > 0 (log scale)' if sampling == 'log' else ''}. "
+                f"Received: {name}={value!r}"
+            )
+        return ("range", low, high, sampling)
+    raise ValueError(
+        f"{name} takes None (search {SEARCH_SPACE[name][0]:g}..{SEARCH_SPACE[name][1]:g}), "
+        f"a number (fixed) or a (low, high) pair (search that range). Received: {name}={value!r}"
+    )
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
+    return int(value)
+
+
+def _check_tune_tasks(tune_tasks):
+    if tune_tasks is None or tune_tasks == "all":
+        return None
+    return _check_positive_int("tune_tasks", tune_tasks)
+
+
+# GrownModel arguments that GrownHyperModel sets itself (or that only a
+# loaded model has): not accepted in model_kwargs.
+_SET_BY_HYPERMODEL = {
+    "backbone", "input_shape", "capacity", "seed", "l0_lambda", "seed_ratio", "temperature",
+    "tasks", "growth_enabled", "selected_task",
+}  # fmt: skip
+
+
+def _is_tuner_callback(callback):
+    # KerasTuner adds a checkpointing callback (SaveBestEpoch) and a
+    # per-epoch hook (TunerCallback) to every fit. A GROWN trial is many
+    # fits over a stream; a checkpoint of it cannot be reloaded into a
+    # freshly built model (the tasks differ), so neither is used.
+    return type(callback).__module__.startswith("keras_tuner")
+
+
+class GrownHyperModel(keras_tuner.HyperModel):
+    """A KerasTuner `HyperModel` whose trial is GROWN over the first tasks of a stream.
+
+    `build(hp)` returns a compiled `GrownModel` with the sampled
+    `l0_lambda`, `seed_ratio` and `temperature`, and Adam at the sampled
+    `learning_rate` for the weights. `fit(hp, model)` runs
+    `keras_grown.learning.learn` over the tuning tasks and returns the
+    metrics `val_accuracy`, `model_size` and `accuracy_size` (see the module
+    docstring for the formulas); `objective` names the one the tuner
+    maximizes. Only validation data is read: each tuning task's test split
+    is replaced by its validation split for the trial.
+
+    Every trial starts from the same seed (`keras_grown.set_seed(seed)`
+    before the model is built), so trials differ only by their
+    hyperparameters.
+
+    Args:
+        stream: the task stream (a `TaskStream` or a list of tasks with
+            `train`, `val`, `test`, `num_classes`). May be None if
+            `input_shape` is given and the stream is passed to
+            `tuner.search(stream)` instead.
+        input_shape: shape of one image; default: the stream's.
+        backbone: the `GrownModel` backbone.
+        l0_lambda, seed_ratio, learning_rate, temperature: None to search
+            the default range (`SEARCH_SPACE`), a number to fix the value,
+            or a `(low, high)` pair to search that range.
+        capacity: `GrownModel` capacity (fixed).
+        epochs: epochs per stage of `learn()`. The Hyperband tuner passes
+            its own `epochs` to `fit()` (the trial's budget): that replaces
+            this value, see `fit()`.
+        tune_tasks: number of tasks from the start of the stream a trial
+            learns; None (or `"all"`) for the whole stream.
+        target: `learn()`'s target: None, a number, `"scratch"`, or a list
+            of one number per task of the stream (cut to the tuning tasks).
+        max_growth_rounds: `learn()`'s bound on growth rounds.
+        batch_size: training batch size.
+        objective: `"accuracy"` or `"accuracy_size"`.
+        size_penalty: weight of the model size in `accuracy_size`, >= 0.
+        size_budget: model size (in full-size backbones) allowed for free
+            in `accuracy_size`, >= 0. 0 penalizes every weight owned.
+        seed: seed of the weights, the Gumbel noise and the shuffling.
+        jit_compile: compile the model with XLA.
+        model_kwargs: other fixed `GrownModel` arguments (e.g.
+            `mask_learning_rate`, `gumbel`).
+        name, tunable: as in `keras_tuner.HyperModel`.
+
+    Example:
+
+    ```python
+    hypermodel = kg.tuning.GrownHyperModel(stream, l0_lambda=(1e-2, 1.0), seed_ratio=0.5)
+    tuner = kg.tuning.GrownRandomSearch(hypermodel, objective=hypermodel.objective,
+                                        max_trials=10, directory="runs/tune")
+    tuner.search()
+    tuner.get_best_hyperparameters()[0].values
+    ```
+    """
+
+    def __init__(
+        self,
+        stream=None,
+        input_shape=None,
+        backbone="lenet5",
+        l0_lambda=None,
+        seed_ratio=None,
+        learning_rate=None,
+        temperature=None,
+        capacity=2.0,
+        epochs=1,
+        tune_tasks=2,
+        target=None,
+        max_growth_rounds=2,
+        batch_size=64,
+        objective="accuracy",
+        size_penalty=0.1,
+        size_budget=1.0,
+        seed=0,
+        jit_compile=False,
+        model_kwargs=None,
+        name=None,
+        tunable=True,
+    ):
+        space = {
+            "l0_lambda": _resolve_setting("l0_lambda", l0_lambda),
+            "seed_ratio": _resolve_setting("seed_ratio", seed_ratio),
+            "learning_rate": _resolve_setting("learning_rate", learning_rate),
+            "temperature": _resolve_setting("temperature", temperature),
+        }
+        if objective not in OBJECTIVES:
+            raise ValueError(
+                f"objective must be one of {sorted(OBJECTIVES)}. Received: objective={objective!r}"
+            )
+        for key, value in (("size_penalty", size_penalty), ("size_budget", size_budget)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{key} must be a number >= 0. Received: {key}={value!r}")
+        epochs = _check_positive_int("epochs", epochs)
+        batch_size = _check_positive_int("batch_size", batch_size)
+        tune_tasks = _check_tune_tasks(tune_tasks)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"seed must be an integer. Received: seed={seed!r}")
+        model_kwargs = dict(model_kwargs or {})
+        taken = sorted(set(model_kwargs) & _SET_BY_HYPERMODEL)
+        if taken:
+            raise ValueError(
+                f"model_kwargs must not set {', '.join(taken)}: they are arguments of "
+                "GrownHyperModel itself."
+            )
+        if stream is not None:
+            # Checks the stream and the target before anything runs.
+            tasks = self._tuning_tasks(stream, tune_tasks)
+            _resolve_targets(_targets_for(target, len(tasks)), len(tasks))
+        if input_shape is None:
+            if stream is None:
+                raise ValueError(
+                    "GrownHyperModel needs a stream or an input_shape (the shape of one image, "
+                    "e.g. (28, 28, 1))."
+                )
+            input_shape = _stream_input_shape(stream)
+        super().__init__(name=name, tunable=tunable)
+        self.stream = stream
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.backbone = backbone
+        self.space = space
+        self.capacity = float(capacity)
+        self.epochs = epochs
+        self.tune_tasks = tune_tasks
+        self.target = target
+        self.max_growth_rounds = int(max_growth_rounds)
+        self.batch_size = batch_size
+        self.objective_kind = objective
+        self.size_penalty = float(size_penalty)
+        self.size_budget = float(size_budget)
+        self.seed = int(seed)
+        self.jit_compile = bool(jit_compile)
+        self.model_kwargs = model_kwargs
+        # Fails now, not in the first trial.
+        self._check_model_settings()
+
+    @property
+    def objective(self):
+        """The `keras_tuner.Objective` to pass to a tuner (always maximized)."""
+        return keras_tuner.Objective(OBJECTIVES[self.objective_kind], direction="max")
+
+    @property
+    def formula(self):
+        """The objective's formula, in words."""
+        return OBJECTIVE_FORMULAS[self.objective_kind]
+
+    def _check_model_settings(self):
+        backbones_lib.get_backbone(self.backbone)
+        validate_growth_settings(1.0, self.capacity)
+        accepted = set(inspect.signature(GrownModel).parameters) - {"kwargs"}
+        unknown = sorted(set(self.model_kwargs) - accepted)
+        if unknown:
+            raise ValueError(
+                f"model_kwargs has {', '.join(unknown)}, which GrownModel does not take. "
+                f"It takes: {', '.join(sorted(accepted))}."
+            )
+
+    def declare(self, hp):
+        """Declares the four settings in `hp`; returns their values."""
+        values = {}
+        for name, spec in self.space.items():
+            if spec[0] == "fixed":
+                values[name] = hp.Fixed(name, spec[1])
+            else:
+                _, low, high, sampling = spec
+                values[name] = hp.Float(name, low, high, sampling=sampling)
+        return values
+
+    def build(self, hp):
+        values = self.declare(hp)
+        set_seed(self.seed)
+        model = GrownModel(
+            backbone=self.backbone,
+            input_shape=self.input_shape,
+            seed_ratio=values["seed_ratio"],
+            capacity=self.capacity,
+            l0_lambda=values["l0_lambda"],
+            temperature=values["temperature"],
+            seed=self.seed,
+            **self.model_kwargs,
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(values["learning_rate"]),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=self.jit_compile,
+        )
+        return model
+
+    def fit(
+        self,
+        hp,
+        model,
+        stream=None,
+        epochs=None,
+        initial_epoch=0,
+        callbacks=None,
+        verbose=0,
+        **kwargs,
+    ):
+        """Runs GROWN over the tuning tasks; returns the trial's metrics.
+
+        Args:
+            hp: the trial's `HyperParameters`.
+            model: the `GrownModel` from `build(hp)`.
+            stream: the stream, if not given to the constructor.
+            epochs: epochs per stage (default: the constructor's). The
+                Hyperband tuner passes the trial's budget here.
+            initial_epoch: ignored. Hyperband passes it with a promoted
+                trial to resume training; a GROWN trial cannot resume (its
+                model has finished tasks a freshly built one has not), so a
+                promoted trial learns the tuning tasks again from the start
+                with the larger budget of epochs per stage.
+            callbacks: passed to every `fit()` of `learn()`, except
+                KerasTuner's own checkpointing callbacks.
+            verbose: KerasTuner's verbosity; `learn()` prints one line per
+                epoch only at `verbose >= 2`.
+
+        Returns:
+            A dict: `val_accuracy`, `model_size`, `accuracy_size`, and
+            `val_accuracy_task_<k>` for each tuning task k.
+        """
+        if kwargs:
+            raise keras_tuner.errors.FatalTypeError(
+                f"GrownHyperModel.fit() does not take {', '.join(sorted(kwargs))}. It takes "
+                "stream, epochs, callbacks and verbose."
+            )
+        stream = self.stream if stream is None else stream
+        if stream is None:
+            raise keras_tuner.errors.FatalValueError(
+                "GrownHyperModel.fit() has no stream: give it to GrownHyperModel(stream) or "
+                "to tuner.search(stream)."
+            )
+        epochs = self.epochs if epochs is None else epochs
+        try:
+            tasks = self._tuning_tasks(stream, self.tune_tasks)
+            target = _targets_for(self.target, len(tasks))
+            _resolve_targets(target, len(tasks))
+        except ValueError as error:
+            # A bad stream fails every trial alike: stop the search.
+            raise keras_tuner.errors.FatalValueError(str(error)) from error
+        callbacks = [c for c in (callbacks or []) if not _is_tuner_callback(c)]
+        result = learn(
+            model,
+            tasks,
+            epochs=int(epochs),
+            target=target,
+            max_growth_rounds=self.max_growth_rounds,
+            batch_size=self.batch_size,
+            callbacks=callbacks,
+            verbose=2 if verbose and verbose >= 2 else 0,
+            seed=self.seed,
+        )
+        return self.metrics_from(result.val_accuracy, result.model_size[-1])
+
+    def metrics_from(self, val_accuracy, model_size):
+        """The trial's metrics from per-task validation accuracies and the final size."""
+        mean_accuracy = float(np.mean(val_accuracy))
+        metrics = {
+            "val_accuracy": mean_accuracy,
+            "model_size": float(model_size),
+            "accuracy_size": mean_accuracy
+            - self.size_penalty * max(0.0, float(model_size) - self.size_budget),
+        }
+        for index, accuracy in enumerate(val_accuracy):
+            metrics[f"val_accuracy_task_{index}"] = float(accuracy)
+        return metrics
+
+    @staticmethod
+    def _tuning_tasks(stream, tune_tasks):
+        """The first `tune_tasks` tasks, each with its test split replaced by validation."""
+        tasks = list(stream)
+        if not tasks:
+            raise ValueError("The stream has no task to tune on.")
+        if tune_tasks is not None:
+            if tune_tasks > len(tasks):
+                raise ValueError(
+                    f"tune_tasks={tune_tasks} but the stream has only {len(tasks)} task(s). "
+                    "Pass a smaller tune_tasks, or None to tune on the whole stream."
+                )
+            tasks = tasks[:tune_tasks]
+        for position, task in enumerate(tasks):
+            missing = [a for a in ("train", "val", "num_classes") if not hasattr(task, a)]
+            if missing:
+                raise ValueError(
+                    f"Task {position} of the stream has no {', '.join(missing)}; tuning needs "
+                    "tasks with train, val and num_classes (keras_grown.datasets streams)."
+                )
+        return [_validation_only(task) for task in tasks]
+
+
+def _targets_for(target, count):
+    """A list of per-task targets (for the whole stream) cut to the tuning tasks."""
+    if isinstance(target, (list, tuple)):
+        return list(target)[:count]
+    return target
+
+
+def _validation_only(task):
+    # learn() measures test accuracy for its matrix; a tuning trial must
+    # not read test data, so it sees the validation split in its place.
+    if dataclasses.is_dataclass(task):
+        return dataclasses.replace(task, test=task.val)
+    return types.SimpleNamespace(
+        name=getattr(task, "name", None) or "task",
+        train=task.train,
+        val=task.val,
+        test=task.val,
+        num_classes=task.num_classes,
+    )
+
+
+def _stream_input_shape(stream):
+    shape = getattr(stream, "input_shape", None)
+    if shape is None:
+        tasks = list(stream)
+        shape = getattr(tasks[0], "input_shape", None) if tasks else None
+    if shape is None:
+        raise ValueError(
+            "Cannot tell the image shape of this stream; pass input_shape= (e.g. (28, 28, 1))."
+        )
+    return shape
+
+
+# --------------------------------------------------------------------------- tuners
+
+
+class _GrownTunerMixin:
+    """What every GROWN tuner changes in KerasTuner's tuners."""
+
+    def load_model(self, trial):
+        raise ValueError(
+            "A GROWN trial learns a sequence of tasks; its model is not checkpointed and "
+            "cannot be reloaded by get_best_models(). Rebuild it with "
+            "tuner.hypermodel.build(tuner.get_best_hyperparameters()[0]) and run "
+            "keras_grown.learn() on the whole stream."
+        )
+
+
+class GrownRandomSearch(_GrownTunerMixin, keras_tuner.RandomSearch):
+    """`keras_tuner.RandomSearch` for a `GrownHyperModel`."""
+
+
+class GrownBayesianOptimization(_GrownTunerMixin, keras_tuner.BayesianOptimization):
+    """`keras_tuner.BayesianOptimization` for a `GrownHyperModel`."""
+
+
+class GrownHyperband(_GrownTunerMixin, keras_tuner.Hyperband):
+    """`keras_tuner.Hyperband` for a `GrownHyperModel`.
+
+    Hyperband gives each trial a budget of epochs (passed to `fit()` as
+    `epochs`: here, epochs per stage of `learn()`) and promotes the best
+    trials to larger budgets. KerasTuner's Hyperband reloads a promoted
+    trial's checkpoint and trains on from `initial_epoch`; a GROWN model
+    cannot resume a stream halfway, so a promoted trial is built afresh and
+    learns the tuning tasks again with the larger budget.
+    """
+
+    def _build_hypermodel(self, hp):
+        # Skip Hyperband's reload of the previous round's checkpoint.
+        return keras_tuner.Tuner._build_hypermodel(self, hp)
+
+
+TUNERS = {
+    "random": GrownRandomSearch,
+    "bayesian": GrownBayesianOptimization,
+    "hyperband": GrownHyperband,
+}
+
+_HYPERPARAMETERS = tuple(SEARCH_SPACE)
+
+
+def tune(
+    stream,
+    max_trials=10,
+    tuner="random",
+    directory=os.path.join("runs", "tune"),
+    project_name="grown",
+    epochs=1,
+    tune_tasks=2,
+    objective="accuracy",
+    size_penalty=0.1,
+    size_budget=1.0,
+    seed=0,
+    overwrite=False,
+    verbose=0,
+    **hypermodel_kwargs,
+):
+    """Searches GROWN's settings on the first tasks of a stream; returns the best.
+
+    Builds a `GrownHyperModel`, runs a KerasTuner search and writes
+    `best.json` (the best settings, their metrics, the objective's formula
+    and every trial) in `directory`. KerasTuner keeps its own state in
+    `directory/project_name`: a second call with the same folder and
+    `overwrite=False` resumes the search.
+
+    Args:
+        stream: the task stream.
+        max_trials: number of trials, >= 1 (for Hyperband: the most trials).
+        tuner: `"random"`, `"bayesian"` or `"hyperband"`.
+        directory: the output folder.
+        project_name: KerasTuner's project name (a subfolder).
+        epochs: epochs per stage; for Hyperband, the largest budget
+            (`max_epochs`) a trial gets.
+        tune_tasks: tasks from the start of the stream each trial learns;
+            None for the whole stream.
+        objective: `"accuracy"` (maximize `val_accuracy`) or
+            `"accuracy_size"` (maximize `val_accuracy - size_penalty *
+            max(0, model_size - size_budget)`).
+        size_penalty, size_budget: see `objective`.
+        seed: fixes the tuner's sampling and every trial's weights, noise
+            and shuffling.
+        overwrite: start the search afresh in `directory/project_name`.
+        verbose: KerasTuner's verbosity (1: a summary per trial).
+        **hypermodel_kwargs: other `GrownHyperModel` arguments:
+            `backbone`, `l0_lambda`, `seed_ratio`, `learning_rate`,
+            `temperature` (a number fixes one), `capacity`, `target`,
+            `batch_size`, `max_growth_rounds`, `jit_compile`, `model_kwargs`.
+
+    Returns:
+        `(best, tuner)`: `best` is a dict with the best trial's
+        `l0_lambda`, `seed_ratio`, `learning_rate`, `temperature` and the
+        `epochs` per stage it trained with; `tuner` is the KerasTuner tuner.
+
+    Example:
+
+    >>> best, tuner = kg.tuning.tune(stream, max_trials=10, tuner="random",
+    ...                              directory="runs/tune", l0_lambda=(1e-2, 10.0))
+    >>> best["l0_lambda"]
+    """
+    if tuner not in TUNERS:
+        raise ValueError(f"Unknown tuner {tuner!r}. Choose one of {', '.join(sorted(TUNERS))}.")
+    max_trials = _check_positive_int("max_trials", max_trials)
+    epochs = _check_positive_int("epochs", epochs)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer. Received: seed={seed!r}")
+    hypermodel = GrownHyperModel(
+        stream,
+        epochs=epochs,
+        tune_tasks=tune_tasks,
+        objective=objective,
+        size_penalty=size_penalty,
+        size_budget=size_budget,
+        seed=seed,
+        **hypermodel_kwargs,
+    )
+    common = dict(
+        hypermodel=hypermodel,
+        objective=hypermodel.objective,
+        # KerasTuner reads seed=0 as "no seed" (it draws one at random).
+        seed=int(seed) + 1,
+        directory=str(directory),
+        project_name=project_name,
+        overwrite=overwrite,
+    )
+    if tuner == "hyperband":
+        search = GrownHyperband(max_epochs=epochs, **common)
+        search.oracle.max_trials = max_trials
+    else:
+        search = TUNERS[tuner](max_trials=max_trials, **common)
+    search.search(verbose=verbose)
+
+    trials = sorted(search.oracle.trials.values(), key=lambda t: t.trial_id)
+    completed = [t for t in trials if t.score is not None]
+    if not completed:
+        raise RuntimeError(
+            f"No trial of the search completed ({len(trials)} ran). KerasTuner logged why "
+            f"in {os.path.join(str(directory), project_name)}."
+        )
+    best_trial = search.oracle.get_best_trials(1)[0]
+    best = _settings_of(best_trial, hypermodel)
+    payload = {
+        "best": best,
+        "objective": {
+            "name": hypermodel.objective.name,
+            "kind": objective,
+            "formula": hypermodel.formula,
+            "value": best_trial.score,
+            "size_penalty": hypermodel.size_penalty,
+            "size_budget": hypermodel.size_budget,
+        },
+        "metrics": _metrics_of(best_trial),
+        "trial_id": best_trial.trial_id,
+        "tuner": tuner,
+        "stream": getattr(stream, "name", None),
+        "tune_tasks": hypermodel.tune_tasks,
+        "epochs": epochs,
+        "seed": int(seed),
+        "search_space": {
+            name: (
+                {"fixed": spec[1]}
+                if spec[0] == "fixed"
+                else {"low": spec[1], "high": spec[2], "sampling": spec[3]}
+            )
+            for name, spec in hypermodel.space.items()
+        },
+        "trials": [
+            {
+                "trial_id": t.trial_id,
+                "status": str(t.status),
+                "hyperparameters": _settings_of(t, hypermodel),
+                "score": t.score,
+                "metrics": _metrics_of(t),
+            }
+            for t in trials
+        ],
+    }
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "best.json"), "w") as handle:
+        json.dump(payload, handle, indent=2)
+    return best, search
+
+
+def _settings_of(trial, hypermodel):
+    values = trial.hyperparameters.values
+    settings = {name: float(values[name]) for name in _HYPERPARAMETERS if name in values}
+    settings["epochs"] = int(values.get("tuner/epochs", hypermodel.epochs))
+    return settings
+
+
+def _metrics_of(trial):
+    return {
+        name: float(trial.metrics.get_last_value(name))
+        for name in sorted(trial.metrics.metrics)
+        if trial.metrics.get_last_value(name) is not None
+    }
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def _setting(value):
+    """`--l0-lambda 0.1` fixes a value; `--l0-lambda 1e-3:10` searches that range."""
+    try:
+        if ":" in value:
+            low, high = value.split(":", 1)
+            return (float(low), float(high))
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number (fixed) or LOW:HIGH (a range to search); received {value!r}"
+        ) from None
+
+
+def _tune_tasks(value):
+    if value.lower() == "all":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--tune-tasks takes a number of tasks or 'all'; received {value!r}"
+        ) from None
+
+
+def add_tune_command(subparsers):
+    """Adds `keras-grown tune` to the `subparsers` of the `keras-grown` parser.
+
+    Returns the `tune` parser; `command_tune(args)` runs it.
+    """
+    parser = subparsers.add_parser(
+        "tune",
+        help="search l0_lambda, seed_ratio, learning rate and temperature with KerasTuner",
+        description=(
+            "Search GROWN's l0_lambda, seed_ratio, learning rate and Gumbel temperature with "
+            "KerasTuner on the first tasks of a stream, scored on validation data only, and "
+            "write best.json to --out. --l0-lambda/--seed-ratio/--learning-rate/--temperature "
+            "take a number (fixed) or LOW:HIGH (the range to search)."
+        ),
+    )
+    parser.add_argument(
+        "--stream", default="split_fashion_mnist", choices=datasets_lib.list_streams()
+    )
+    parser.add_argument(
+        "--num-tasks",
+        type=int,
+        default=None,
+        help="number of tasks of the stream (default: the stream's own)",
+    )
+    parser.add_argument(
+        "--train-per-task", type=int, default=None, help="training examples per task (default: all)"
+    )
+    parser.add_argument("--max-trials", type=int, default=10)
+    parser.add_argument("--tuner", default="random", choices=sorted(TUNERS))
+    parser.add_argument(
+        "--epochs", type=int, default=1, help="epochs per stage (hyperband: the largest budget)"
+    )
+    parser.add_argument(
+        "--tune-tasks",
+        type=_tune_tasks,
+        default=2,
+        help="tune on the first N tasks, or 'all' (default: 2)",
+    )
+    parser.add_argument("--objective", default="accuracy", choices=sorted(OBJECTIVES))
+    parser.add_argument(
+        "--size-penalty",
+        type=float,
+        default=0.1,
+        help="accuracy_size = val_accuracy - size_penalty * " "max(0, model_size - size_budget)",
+    )
+    parser.add_argument("--size-budget", type=float, default=1.0)
+    parser.add_argument("--backbone", default="lenet5", choices=("lenet5", "vgg16_bn", "resnet18"))
+    parser.add_argument("--capacity", type=float, default=2.0)
+    parser.add_argument("--batch-size", type=int, default=64)
+    for flag in ("--l0-lambda", "--seed-ratio", "--learning-rate", "--temperature"):
+        name = flag[2:].replace("-", "_")
+        low, high, sampling = SEARCH_SPACE[name]
+        parser.add_argument(
+            flag,
+            type=_setting,
+            default=None,
+            help=f"fix it (a number) or search LOW:HIGH "
+            f"(default: search {low:g}:{high:g}, {sampling})",
+        )
+    parser.add_argument("--out", default=os.path.join("runs", "tune"), help="results folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh instead of resuming a search in --out",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=command_tune)
+    return parser
+
+
+def command_tune(args):
+    """Runs `keras-grown tune`: the search, then prints and saves the best settings."""
+    stream_kwargs = {"seed": args.seed}
+    if args.num_tasks is not None:
+        stream_kwargs["num_tasks"] = args.num_tasks
+    if args.train_per_task is not None:
+        stream_kwargs["train_per_task"] = args.train_per_task
+    for name in ("max_trials", "epochs", "batch_size"):
+        value = getattr(args, name)
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; received {value}")
+    if args.tuner not in TUNERS:
+        raise ValueError(
+            f"Unknown tuner {args.tuner!r}. Choose one of {', '.join(sorted(TUNERS))}."
+        )
+    stream = datasets_lib.load_stream(args.stream, **stream_kwargs)
+    where = "all tasks" if args.tune_tasks is None else f"the first {args.tune_tasks} task(s)"
+    print(
+        f"keras-grown tune: {args.tuner} search, {args.max_trials} trial(s), on {where} of "
+        f"{args.stream} ({len(stream)} tasks), objective {args.objective}",
+        flush=True,
+    )
+    best, _ = tune(
+        stream,
+        max_trials=args.max_trials,
+        tuner=args.tuner,
+        directory=args.out,
+        project_name="grown",
+        epochs=args.epochs,
+        tune_tasks=args.tune_tasks,
+        objective=args.objective,
+        size_penalty=args.size_penalty,
+        size_budget=args.size_budget,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        verbose=1,
+        backbone=args.backbone,
+        capacity=args.capacity,
+        batch_size=args.batch_size,
+        l0_lambda=args.l0_lambda,
+        seed_ratio=args.seed_ratio,
+        learning_rate=args.learning_rate,
+        temperature=args.temperature,
+    )
+    with open(os.path.join(args.out, "best.json")) as handle:
+        payload = json.load(handle)
+    print(
+        f"\nbest trial {payload['trial_id']}: {payload['objective']['name']} = "
+        f"{payload['objective']['value']:.4f}  ({payload['objective']['formula']})"
+    )
+    for name, value in best.items():
+        print(f"  {name:<14} {value:g}")
+    print(f"  {'model_size':<14} {payload['metrics']['model_size']:.3f}x")
+    print(f"wrote {os.path.join(args.out, 'best.json')}")
+    data_flags = "".join(
+        f" --{flag} {value}"
+        for flag, value in (("num-tasks", args.num_tasks), ("train-per-task", args.train_per_task))
+        if value is not None
+    )
+    print(
+        f"learn the whole stream with them: keras-grown run --stream {args.stream}{data_flags} "
+        f"--backbone {args.backbone} --capacity {args.capacity:g} --batch-size {args.batch_size} "
+        f"--l0-lambda {best['l0_lambda']:g} --seed-ratio {best['seed_ratio']:g} "
+        f"--learning-rate {best['learning_rate']:g} --epochs {best['epochs']} --seed {args.seed}"
+    )
+    if best["temperature"] != 1.0:
+        # `keras-grown run` has no --temperature flag.
+        print(f"  and GrownModel(temperature={best['temperature']:g}) in Python")
+    return 0
+
+
+__all__ = [
+    "GrownBayesianOptimization",
+    "GrownHyperModel",
+    "GrownHyperband",
+    "GrownRandomSearch",
+    "OBJECTIVES",
+    "SEARCH_SPACE",
+    "TUNERS",
+    "add_tune_command",
+    "command_tune",
+    "tune",
+]
