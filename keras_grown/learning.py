@@ -146,6 +146,25 @@ def _accuracy(model, dataset):
     return float(model.evaluate(dataset, verbose=0, return_dict=True)["accuracy"])
 
 
+class TaskRun:
+    """What a method needs to train one task: the prepared data and the fit settings."""
+
+    def __init__(self, task, train, val, epochs, growth_epochs, max_growth_rounds, fit_kwargs):
+        self.task = task
+        self.train = train
+        self.val = val
+        self.epochs = epochs
+        self.growth_epochs = growth_epochs
+        self.max_growth_rounds = max_growth_rounds
+        self.fit_kwargs = fit_kwargs
+
+    def fit(self, model, epochs):
+        return model.fit(self.train, validation_data=self.val, epochs=epochs, **self.fit_kwargs)
+
+    def val_accuracy(self, model):
+        return _accuracy(model, self.val)
+
+
 def learn(
     model,
     stream,
@@ -158,9 +177,15 @@ def learn(
     verbose=0,
     seed=0,
 ):
-    """Runs GROWN over every task of a stream and measures it.
+    """Runs a continual-learning method over every task of a stream and measures it.
 
-    For each task: `add_task`, then
+    `model` is a `GrownModel` (trained with GROWN, using its own settings)
+    or any method of `keras_grown.methods` (`GROWN()`, `PackNet()`,
+    `Piggyback()`, `FineTune()`, `Scratch()`, `EWC()`, ...), which builds
+    its model(s) from the stream's input shape. Every method goes through
+    the same loop and is measured the same way.
+
+    For GROWN, per task: `add_task`, then
 
     * `target=None` (no target): one stage with selective mask, released
       weights and learnable sparse growth trained jointly; the l0 penalty
@@ -176,27 +201,30 @@ def learn(
     then `finish_task()`, and the test accuracy on every task learned so far.
 
     Args:
-        model: a `GrownModel` (compiled or not).
+        model: a `GrownModel` (compiled or not) or a `keras_grown.methods`
+            method.
         stream: a sequence of tasks (`keras_grown.datasets` streams), each
             with `train`, `val`, `test` (unbatched) and `num_classes`.
         epochs: epochs per stage.
-        target: see above.
+        target: see above (used by GROWN; other methods ignore it).
         max_growth_rounds: bound on the number of growth rounds per task.
         growth_epochs: epochs per growth round (default: `epochs`).
         batch_size: training batch size.
-        callbacks: Keras callbacks passed to every `fit()`; those with an
-            `on_task_end(model, summary)` method (`callbacks.GrowthMonitor`)
-            are also called after each `finish_task()`.
+        callbacks: Keras callbacks passed to every `fit()`. A callback with
+            an `on_task_end(model, summary)` method is also called after
+            every `finish_task()`.
         verbose: Keras verbosity of `fit()`.
         seed: shuffling seed.
 
     Returns:
-        A `LearnResult`.
+        A `LearnResult` (its `method` is the method's name and `model` the
+        trained model).
     """
-    if not isinstance(model, GrownModel):
-        raise TypeError(f"learn() takes a GrownModel; received {type(model).__name__}.")
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1. Received: epochs={epochs}")
+    from keras_grown import methods
+
+    method = methods.as_method(model)
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}")
     tasks = list(stream)
     if not tasks:
         raise ValueError("learn() received an empty stream: it has no task.")
@@ -205,44 +233,49 @@ def learn(
     names = [getattr(t, "name", f"task {i}") for i, t in enumerate(tasks)]
     matrix = AccuracyMatrix(len(tasks), task_names=names)
     result = LearnResult(matrix, [], [], [], [], [], [])
+    result.method = method.name
     tests = [prepare(t.test, 256) for t in tasks]
     fit_kwargs = dict(callbacks=callbacks, verbose=verbose, shuffle=False)  # prepare() shuffles
+    method.start(_input_shape(tasks[0]))
     for index, task in enumerate(tasks):
         start = time.perf_counter()
-        train = prepare(task.train, batch_size, shuffle=True, seed=seed + index)
-        val = prepare(task.val, 256)
+        run = TaskRun(
+            task, prepare(task.train, batch_size, shuffle=True, seed=seed + index),
+            prepare(task.val, 256), epochs, growth_epochs, max_growth_rounds, fit_kwargs,
+        )
+        learner = method.model_for_task(index)
         goal = targets[index]
         if goal == "scratch":
-            goal = scratch_reference(model, task, epochs, batch_size, seed=seed + index)
-        grow_now = index == 0 or goal is None
-        model.add_task(task.train, num_classes=task.num_classes, grow=grow_now and model.learnable_growth)
-        model.fit(train, validation_data=val, epochs=epochs, **fit_kwargs)
-        rounds = 0
-        if goal is not None and model.learnable_growth:
-            while rounds < max_growth_rounds and _accuracy(model, val) < goal:
-                try:
-                    model.grow()
-                except ValueError:  # capacity spent
-                    break
-                model.fit(train, validation_data=val, epochs=growth_epochs, **fit_kwargs)
-                rounds += 1
-        summary = model.finish_task()
-        for callback in callbacks or ():
-            if hasattr(callback, "on_task_end"):  # e.g. callbacks.GrowthMonitor
-                callback.on_task_end(model, summary)
-        result.val_accuracy.append(_accuracy(model, val))
+            goal = scratch_reference(learner, task, epochs, batch_size, seed=seed + index)
+        rounds = method.train_task(run, learner, index, task, goal)
+        summary = learner.finish_task()
+        method.end_task(run, learner, index, task)
+        result.val_accuracy.append(run.val_accuracy(learner))
         result.time_per_task.append(time.perf_counter() - start)
+        for callback in callbacks or ():
+            if hasattr(callback, "on_task_end"):
+                callback.on_task_end(learner, summary)
         for seen in range(index + 1):
-            model.select_task(seen)
-            matrix.record(index, seen, _accuracy(model, tests[seen]))
-        matrix.record_model_size(index, summary.size.ratio)
+            evaluated, local = method.evaluation_model(seen)
+            evaluated.select_task(local)
+            matrix.record(index, seen, _accuracy(evaluated, tests[seen]))
+        size = method.model_size()
+        matrix.record_model_size(index, size)
         matrix.record_time(index, result.time_per_task[-1])
-        result.model_size.append(summary.size.ratio)
+        result.model_size.append(size)
         result.targets.append(goal)
         result.growth_rounds.append(rounds)
         result.summaries.append(summary)
-        result.growth.append(model.growth_report())
+        result.growth.append(learner.growth_report())
+    result.model = method.model
     return result
+
+
+def _input_shape(task):
+    shape = getattr(task, "input_shape", None)
+    if shape is None:
+        shape = tuple(task.train.element_spec[0].shape)
+    return tuple(int(d) for d in shape)
 
 
 def _resolve_targets(target, count):
@@ -269,7 +302,19 @@ def _check_target(value):
     return float(value)
 
 
-def set_seed(seed):
-    """Seeds Python, NumPy, TensorFlow and Keras (`keras.utils.set_random_seed`)."""
+def set_seed(seed, deterministic=False):
+    """Seeds Python, NumPy, TensorFlow and Keras (`keras.utils.set_random_seed`).
+
+    With `deterministic=True` it also calls
+    `tf.config.experimental.enable_op_determinism()`, so that two runs with
+    the same seed give bitwise identical weights and accuracy matrices on
+    any device (on GPU some kernels are otherwise nondeterministic). It is a
+    process-wide switch that can make training slower, and ops with no
+    deterministic kernel then raise an error, so it is off by default.
+    """
     keras.utils.set_random_seed(int(seed))
     np.random.seed(int(seed))
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
