@@ -224,11 +224,16 @@ def learn(
 
     method = methods.as_method(model)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}")
+        raise ValueError(f"epochs must be >= 1 (an integer). Received: epochs={epochs!r}")
     tasks = list(stream)
     if not tasks:
         raise ValueError("learn() received an empty stream: it has no task.")
     targets = _resolve_targets(target, len(tasks))
+    _check_count("batch_size", batch_size, 1)
+    _check_count("max_growth_rounds", max_growth_rounds, 0)
+    if growth_epochs is not None:
+        _check_count("growth_epochs", growth_epochs, 1)
+    _check_stream(model, tasks)
     growth_epochs = epochs if growth_epochs is None else growth_epochs
     names = [getattr(t, "name", f"task {i}") for i, t in enumerate(tasks)]
     matrix = AccuracyMatrix(len(tasks), task_names=names)
@@ -276,6 +281,58 @@ def _input_shape(task):
     if shape is None:
         shape = tuple(task.train.element_spec[0].shape)
     return tuple(int(d) for d in shape)
+
+
+def _check_count(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
+
+
+def _check_stream(model, tasks):
+    """Refuses, before anything is trained, a stream that would fail half-way.
+
+    Every task needs unbatched tf.data `train`, `val` and `test` datasets of
+    (image, label) pairs that a `GrownModel` (or the model a method builds
+    from the first task) can read, and a valid `num_classes`.
+    """
+    import tensorflow as tf
+
+    if isinstance(model, GrownModel) and model.current_task is not None:
+        raise ValueError(
+            f"learn() starts new tasks, but task {model.current_task} of the model is not "
+            "finished. Call model.finish_task() first."
+        )
+    first = None
+    for index, task in enumerate(tasks):
+        where = f"learn(): task {index} ({getattr(task, 'name', index)})"
+        for split in ("train", "val", "test"):
+            data = getattr(task, split, None)
+            if not isinstance(data, tf.data.Dataset):
+                raise ValueError(
+                    f"{where} has no {split} dataset (received {type(data).__name__}). Every "
+                    "task needs unbatched tf.data datasets train, val and test, as the "
+                    "tasks of keras_grown.datasets have."
+                )
+            spec = data.element_spec
+            if isinstance(model, GrownModel):
+                model._check_task_spec(spec, where=f"{where}.{split}")
+                continue
+            shape = tuple(spec[0].shape) if isinstance(spec, tuple) and spec else None
+            first = shape if first is None else first
+            if shape != first:
+                raise ValueError(
+                    f"{where}.{split}: every task of a stream must have images of one shape "
+                    f"(the first task's: {first}); received {shape}. Resize the images first."
+                )
+        num_classes = getattr(task, "num_classes", None)
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+            or num_classes < 2
+        ):
+            raise ValueError(
+                f"{where}: num_classes must be an integer >= 2 (or None to infer it). "
+                f"Received: num_classes={num_classes!r}"
+            )
 
 
 def _resolve_targets(target, count):

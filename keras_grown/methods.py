@@ -196,10 +196,10 @@ class GROWN(Method):
     def from_model(cls, model):
         """GROWN training an existing `GrownModel` with its own settings."""
         method = cls.__new__(cls)
-        Method.__init__(method)
         method.selective_mask = model.selective_mask
         method.learnable_growth = model.attentive_mask
         method.retrain_released = model.retrain_released
+        Method.__init__(method)
         method._wrapped = model
         return method
 
