@@ -14,6 +14,7 @@ from keras_grown import datasets  # noqa: E402
 from keras_grown import evaluation  # noqa: E402
 from keras_grown import layers  # noqa: E402
 from keras_grown import masks  # noqa: E402
+from keras_grown import methods  # noqa: E402
 from keras_grown import tuning  # noqa: E402
 from keras_grown.learning import LearnResult, learn, set_seed  # noqa: E402
 from keras_grown.model import GrownModel, ModelSize, TaskSummary  # noqa: E402
@@ -32,6 +33,7 @@ __all__ = [
     "layers",
     "learn",
     "masks",
+    "methods",
     "set_seed",
     "tuning",
 ]

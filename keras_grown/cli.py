@@ -84,9 +84,17 @@ def build_parser():
     run.add_argument("--jit-compile", action="store_true", help="compile with XLA")
     run.add_argument("--compare-scratch", action="store_true",
                      help="also train one full-size plain network per task (Scratch) and report both")
+    run.add_argument("--tensorboard", dest="tensorboard", action="store_true", default=True,
+                     help="write TensorBoard logs of growth, size, l0 and mask scores to "
+                          "OUT/tensorboard (the default)")
     run.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
                      help="do not write TensorBoard logs")
     run.add_argument("--out", default=os.path.join("runs", "grown"), help="results folder")
+    run.set_defaults(func=command_run)
+
+    from keras_grown.tuning import add_tune_command
+
+    add_tune_command(commands)
     return parser
 
 
@@ -121,7 +129,8 @@ def command_run(args):
                   jit_compile=bool(args.jit_compile))
     callbacks = []
     if args.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(args.out, "tensorboard")))
+        # One step axis across tasks (Keras' TensorBoard restarts it at every fit).
+        callbacks.append(kg.callbacks.GrowthMonitor(os.path.join(args.out, "tensorboard")))
     print(f"keras-grown {__version__}: GROWN on {args.stream} ({len(stream)} tasks), "
           f"backbone {args.backbone}, seed_ratio {args.seed_ratio}, capacity {args.capacity}, "
           f"l0_lambda {args.l0_lambda}, target {args.target}", flush=True)
@@ -201,13 +210,16 @@ def _json_default(value):
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse printed the usage and one error line
+        return stop.code
     if args.command is None:
         parser.print_help()
         return 0
     try:
-        return {"run": command_run}[args.command](args)
-    except (ValueError, FileNotFoundError, ImportError, TypeError) as error:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, ImportError, TypeError, FloatingPointError) as error:
         print(f"keras-grown {args.command}: error: {error}", file=sys.stderr)
         return 2
 
