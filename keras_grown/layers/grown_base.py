@@ -261,9 +261,11 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         else:
             selective = self._mask(self.selective_score, self.selective_learned, training)
             attentive = self._mask(self.attentive_score, self.attentive_learned, training)
-        if not self.released_trainable:
-            # Ablation "+Sel-mask"/"Grow": free weights inside active channels
-            # are not re-trained; only grown channels receive new weights.
+        if not self.released_trainable and self.task > 0:
+            # Ablation "+Sel-mask"/"Grow": free weights inside channels that
+            # earlier tasks activated (released) are not re-trained; only
+            # grown channels receive new weights. The first task's seed is
+            # fresh, not released.
             attentive = attentive * (1.0 - self.active)[None, :]
         if self.growth_enabled:
             # Eq. 3: expand with the grown and attentive masks.
@@ -310,7 +312,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             ops.convert_to_numpy(self.attentive_score) > 0
             if self.attentive_learned or self.attentive_fixed else np.ones(shape, bool)
         )
-        if not self.released_trainable:
+        if not self.released_trainable and self.task > 0:
             attentive &= (ops.convert_to_numpy(self.active) == 0)[None, :]
         return np.where(owned, selective, attentive)
 
