@@ -12,10 +12,12 @@ from keras_grown import backbones  # noqa: E402
 from keras_grown import callbacks  # noqa: E402
 from keras_grown import datasets  # noqa: E402
 from keras_grown import evaluation  # noqa: E402
+from keras_grown import export  # noqa: E402
 from keras_grown import layers  # noqa: E402
 from keras_grown import masks  # noqa: E402
 from keras_grown import methods  # noqa: E402
 from keras_grown import tuning  # noqa: E402
+from keras_grown.export import export_all  # noqa: E402
 from keras_grown.learning import LearnResult, learn, set_seed  # noqa: E402
 from keras_grown.model import GrownModel, ModelSize, TaskSummary  # noqa: E402
 from keras_grown.version import __version__  # noqa: E402
@@ -30,6 +32,8 @@ __all__ = [
     "callbacks",
     "datasets",
     "evaluation",
+    "export",
+    "export_all",
     "layers",
     "learn",
     "masks",
