@@ -1,6 +1,7 @@
 """`learn()`: the paper's two-stage loop over a whole task stream, in one call."""
 
 import dataclasses
+import json
 import time
 
 import keras
@@ -176,6 +177,8 @@ def learn(
     callbacks=None,
     verbose=0,
     seed=0,
+    checkpoint_dir=None,
+    resume=False,
 ):
     """Runs a continual-learning method over every task of a stream and measures it.
 
@@ -214,7 +217,15 @@ def learn(
             an `on_task_end(model, summary)` method is also called after
             every `finish_task()`.
         verbose: Keras verbosity of `fit()`.
-        seed: shuffling seed.
+        seed: seed of the run. Task t shuffles with `seed + t` and starts
+            with `keras.utils.set_random_seed(seed + t)` (new heads, scratch
+            references), so a resumed run repeats an uninterrupted one.
+        checkpoint_dir: write an atomic checkpoint there after every
+            finished task (see `keras_grown.checkpoint`).
+        resume: continue from the newest checkpoint in `checkpoint_dir`
+            (start from the beginning when there is none). The model(s)
+            come from the checkpoint: with a `GrownModel` argument, the
+            trained model is `result.model`, not the object passed in.
 
     Returns:
         A `LearnResult` (its `method` is the method's name and `model` the
@@ -242,7 +253,21 @@ def learn(
     tests = [prepare(t.test, 256) for t in tasks]
     fit_kwargs = dict(callbacks=callbacks, verbose=verbose, shuffle=False)  # prepare() shuffles
     method.start(_input_shape(tasks[0]))
+    if resume and checkpoint_dir is None:
+        raise ValueError("learn(resume=True) needs checkpoint_dir= (where the checkpoints are).")
+    run_settings = {
+        "method": method.config(), "task_names": names, "epochs": epochs,
+        "growth_epochs": growth_epochs, "max_growth_rounds": max_growth_rounds,
+        "batch_size": batch_size, "seed": seed,
+        "target": target if target is None or isinstance(target, (str, float, int)) else list(target),
+    }
+    first = 0
+    if resume:
+        first = _resume(checkpoint_dir, method, run_settings, result)
     for index, task in enumerate(tasks):
+        if index < first:
+            continue
+        keras.utils.set_random_seed(int(seed) + index)
         start = time.perf_counter()
         run = TaskRun(
             task, prepare(task.train, batch_size, shuffle=True, seed=seed + index),
@@ -272,8 +297,67 @@ def learn(
         result.growth_rounds.append(rounds)
         result.summaries.append(summary)
         result.growth.append(learner.growth_report())
+        if checkpoint_dir is not None:
+            from keras_grown import checkpoint
+
+            checkpoint.write_checkpoint(
+                checkpoint_dir, index + 1, method.models,
+                {"settings": run_settings, "result": _result_state(result)},
+                method.state_arrays(),
+            )
     result.model = method.model
     return result
+
+
+def _result_state(result):
+    return {
+        "accuracy": result.accuracy.to_dict(),
+        "model_size": list(result.model_size),
+        "time_per_task": list(result.time_per_task),
+        "targets": list(result.targets),
+        "growth_rounds": list(result.growth_rounds),
+        "val_accuracy": list(result.val_accuracy),
+        "summaries": [
+            {"task": s.task, "layers": s.layers, "size": dataclasses.asdict(s.size)}
+            for s in result.summaries
+        ],
+        "growth": list(result.growth),
+    }
+
+
+def _resume(checkpoint_dir, method, run_settings, result):
+    """Restores the method and `result` from the newest checkpoint; returns the next task."""
+    from keras_grown import checkpoint
+    from keras_grown.model import ModelSize, TaskSummary
+
+    loaded = checkpoint.load_checkpoint(checkpoint_dir)
+    if loaded is None:
+        return 0
+    state, models, method_state = loaded
+    saved = json.loads(json.dumps(state["settings"], default=str))
+    wanted = json.loads(json.dumps(run_settings, default=str))
+    different = sorted(k for k in wanted if saved.get(k) != wanted[k])
+    if different:
+        raise checkpoint.CheckpointError(
+            f"The checkpoint in {checkpoint_dir} is from another run: its "
+            f"{', '.join(different)} differ from this call's. Use the same settings, or "
+            "another checkpoint_dir to start a new run."
+        )
+    method.restore(models, method_state)
+    saved_result = state["result"]
+    matrix = AccuracyMatrix.from_dict(saved_result["accuracy"])
+    result.accuracy._values[...] = matrix._values
+    for i, ratio in enumerate(saved_result["model_size"]):
+        result.accuracy.record_model_size(i, ratio)
+    for i, seconds in enumerate(saved_result["time_per_task"]):
+        result.accuracy.record_time(i, seconds)
+    for key in ("model_size", "time_per_task", "targets", "growth_rounds", "val_accuracy",
+                "growth"):
+        getattr(result, key).extend(saved_result[key])
+    for summary in saved_result["summaries"]:
+        size = dict(summary["size"], owned_by_task=tuple(summary["size"]["owned_by_task"]))
+        result.summaries.append(TaskSummary(summary["task"], summary["layers"], ModelSize(**size)))
+    return int(state["finished_tasks"])
 
 
 def _input_shape(task):

@@ -154,6 +154,15 @@ class Method:
     def end_task(self, run, model, index, task):
         """Called after `finish_task()` (EWC computes its Fisher here)."""
 
+    # -- checkpoints ---------------------------------------------------------
+    def state_arrays(self):
+        """Arrays the method keeps outside its models (for checkpoints), or None."""
+        return None
+
+    def restore(self, models, arrays=None):
+        """Takes the models (and arrays) of a checkpoint after `start()`."""
+        self.models = list(models)
+
     def __repr__(self):
         return f"{type(self).__name__}({self.config()})"
 
@@ -223,6 +232,11 @@ class GROWN(Method):
         super().start(input_shape)
         if self._wrapped is not None:
             self.models = [self._wrapped]
+
+    def restore(self, models, arrays=None):
+        super().restore(models, arrays)
+        if self._wrapped is not None:
+            self._wrapped = self.models[0]
 
     def train_task(self, run, model, index, task, target=None):
         # The first task always trains the seed with growth on (the paper);
@@ -427,22 +441,44 @@ class EWC(FineTune):
         kernels = [layer.free_kernel for layer in model.grown_layers]
         fisher = _diagonal_fisher(model, task.train, kernels, self.fisher_samples)
         if self._fisher is None:
-            self._fisher = [tf.Variable(f, trainable=False) for f in fisher]
-            self._anchor = [tf.Variable(k.numpy(), trainable=False) for k in kernels]
-            strength = self.ewc_lambda / 2.0
-
-            def ewc_penalty():
-                total = 0.0
-                for f, anchor, kernel in zip(self._fisher, self._anchor, kernels):
-                    total = total + tf.reduce_sum(f * tf.square(kernel.value - anchor))
-                return strength * total
-
-            model.penalties.append(ewc_penalty)
+            self._install(model, fisher, [k.numpy() for k in kernels])
         else:
             for variable, value in zip(self._fisher, fisher):
                 variable.assign_add(value)
             for variable, kernel in zip(self._anchor, kernels):
                 variable.assign(kernel.numpy())
+
+    def _install(self, model, fisher, anchor):
+        """Adds the EWC penalty over `model`'s shared kernels to its loss."""
+        kernels = [layer.free_kernel for layer in model.grown_layers]
+        self._fisher = [tf.Variable(f, trainable=False) for f in fisher]
+        self._anchor = [tf.Variable(a, trainable=False) for a in anchor]
+        strength = self.ewc_lambda / 2.0
+
+        def ewc_penalty():
+            total = 0.0
+            for f, a, kernel in zip(self._fisher, self._anchor, kernels):
+                total = total + tf.reduce_sum(f * tf.square(kernel.value - a))
+            return strength * total
+
+        model.penalties.append(ewc_penalty)
+
+    def state_arrays(self):
+        if self._fisher is None:
+            return None
+        arrays = {f"fisher_{i}": f.numpy() for i, f in enumerate(self._fisher)}
+        arrays.update({f"anchor_{i}": a.numpy() for i, a in enumerate(self._anchor)})
+        return arrays
+
+    def restore(self, models, arrays=None):
+        super().restore(models, arrays)
+        if arrays:
+            count = len(self.models[0].grown_layers)
+            self._install(
+                self.models[0],
+                [arrays[f"fisher_{i}"] for i in range(count)],
+                [arrays[f"anchor_{i}"] for i in range(count)],
+            )
 
 
 def _diagonal_fisher(model, dataset, variables, samples):

@@ -219,6 +219,25 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         scores[off] = self.grown_init
         self.grown_score.assign(scores)
 
+    # -- saving ---------------------------------------------------------
+    # Keras does not save a SeedGenerator's state; the Gumbel noise of a
+    # loaded (or resumed) model must go on where it stopped, not restart.
+    _SEED_STATE_KEY = "gumbel_seed_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_STATE_KEY] = ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        seed_state = None
+        if self._SEED_STATE_KEY in keys:
+            seed_state = np.asarray(store[self._SEED_STATE_KEY])
+            store = {k: store[k] for k in keys if k != self._SEED_STATE_KEY}
+        super().load_own_variables(store)
+        if seed_state is not None:
+            self.seed_generator.state.assign(seed_state)
+
     # -- forward --------------------------------------------------------
     def _mask(self, score, learned, training):
         if not learned:

@@ -62,11 +62,19 @@ class TaskHeads(TaskStateMixin, keras.layers.Layer):
 
     def _create_task_variables(self, index):
         classes = self.num_classes[index]
+        # A fresh initializer per head: a Keras initializer built without a
+        # seed fixes one at construction, so every head would start alike and
+        # a loaded model would draw other values than the one it was saved
+        # from. A fresh one draws its seed from the global RNG now, which
+        # `learn()` seeds per task (exact resume).
+        initializer = self.kernel_initializer.__class__.from_config(
+            self.kernel_initializer.get_config()
+        )
         return {
             "kernel": self.add_weight(
                 name=f"task_{index}_kernel",
                 shape=(self.features, classes),
-                initializer=self.kernel_initializer,
+                initializer=initializer,
             ),
             "bias": self.add_weight(
                 name=f"task_{index}_bias", shape=(classes,), initializer="zeros"
