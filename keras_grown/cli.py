@@ -90,6 +90,9 @@ def build_parser():
     run.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
                      help="do not write TensorBoard logs")
     run.add_argument("--out", default=os.path.join("runs", "grown"), help="results folder")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the last checkpoint in OUT/checkpoints (written "
+                          "atomically after every task); same settings required")
     run.set_defaults(func=command_run)
 
     from keras_grown.tuning import add_tune_command
@@ -139,6 +142,7 @@ def command_run(args):
         model, stream, epochs=args.epochs, target=args.target,
         max_growth_rounds=args.max_growth_rounds, batch_size=args.batch_size,
         callbacks=callbacks, verbose=2, seed=args.seed,
+        checkpoint_dir=os.path.join(args.out, "checkpoints"), resume=args.resume,
     )
     elapsed = time.perf_counter() - start
     matrix = result.accuracy
@@ -156,7 +160,7 @@ def command_run(args):
         "average_accuracy": matrix.average_accuracy(),
         "backward_transfer": matrix.backward_transfer(),
         "final_model_size": result.model_size[-1],
-        "model_size": model.model_size().__dict__,
+        "model_size": result.model.model_size().__dict__,
         "seconds": elapsed,
         "result": result.to_dict(),
     }
