@@ -359,11 +359,16 @@ class GrownModel(keras.Model):
         return self._growth
 
     def _create_task(self, num_classes):
-        for layer in self._task_layers:
-            if layer is self.heads:
-                layer.add_head(num_classes)
-            else:
-                layer.add_task_state()
+        # Per-task variables are created after build: under tf.distribute
+        # they must be created in the strategy the model was built in, to be
+        # mirrored like the rest (a model built outside any strategy gets the
+        # default strategy, a no-op).
+        with self.distribute_strategy.scope():
+            for layer in self._task_layers:
+                if layer is self.heads:
+                    layer.add_head(num_classes)
+                else:
+                    layer.add_task_state()
         self._tasks.append({"num_classes": num_classes, "finished": False})
 
     def _freeze_task(self, task):
@@ -543,36 +548,7 @@ class GrownModel(keras.Model):
     # ------------------------------------------------------------ checking
     def _check_task_data(self, data, num_classes):
         dataset = as_dataset(data)
-        spec = dataset.element_spec
-        if not isinstance(spec, tuple) or len(spec) not in (2, 3):
-            raise ValueError(
-                "add_task() needs a dataset of (image, label) pairs; received a "
-                f"dataset of element_spec={spec}. Map it to (x, y) first."
-            )
-        x_spec, y_spec = spec[0], spec[1]
-        if not isinstance(x_spec, tf.TensorSpec) or not isinstance(y_spec, tf.TensorSpec):
-            raise ValueError(
-                "add_task() needs (image, label) tensors, not nested structures; "
-                f"received element_spec={spec}. Map it to (x, y) first."
-            )
-        shape = tuple(x_spec.shape)
-        rank = len(self.image_shape)
-        if len(shape) not in (rank, rank + 1) or tuple(shape[-rank:]) != self.image_shape:
-            raise ValueError(
-                f"This model takes images of shape {self.image_shape} (batched or "
-                f"not); received images of shape {shape}. Reshape the data or "
-                "build the model with the matching input_shape=."
-            )
-        if not x_spec.dtype.is_floating:
-            raise ValueError(
-                f"Images must be floating point (e.g. float32 in [0, 1]); received "
-                f"dtype {x_spec.dtype.name}. Cast and scale them first."
-            )
-        if not y_spec.dtype.is_integer:
-            raise ValueError(
-                "Labels must be integer class indices 0..num_classes-1; received "
-                f"dtype {y_spec.dtype.name}. Cast them with tf.cast(y, tf.int32)."
-            )
+        self._check_task_spec(dataset.element_spec)
         if num_classes is not None and (
             isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
             or num_classes < 2
@@ -580,9 +556,18 @@ class GrownModel(keras.Model):
             raise ValueError(
                 f"num_classes must be an integer >= 2. Received: num_classes={num_classes!r}"
             )
-        low, high, count = _label_range(dataset)
+        low, high, count, finite = _label_range(dataset)
         if count == 0:
-            raise ValueError("add_task() received an empty dataset: it has no (image, label) pair.")
+            raise ValueError(
+                "add_task() received an empty dataset: it has no (image, label) pair. "
+                "Check the pipeline that built it (a filter or take() that keeps nothing?)."
+            )
+        if not finite:
+            raise ValueError(
+                "add_task() received images with NaN or inf values; training on them "
+                "turns the weights into NaN. Clean the data first, or drop those examples "
+                "with dataset.filter(lambda x, y: tf.reduce_all(tf.math.is_finite(x)))."
+            )
         if low < 0:
             raise ValueError(
                 f"Labels must be in 0..num_classes-1; the dataset has a label {low}. "
@@ -602,6 +587,70 @@ class GrownModel(keras.Model):
                 "remap the labels."
             )
         return int(num_classes)
+
+    def _check_task_spec(self, spec, where="add_task()"):
+        """Raises unless `spec` is the element_spec of (image, label) pairs this model reads."""
+        if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+            raise ValueError(
+                f"{where} needs a dataset of (image, label) pairs; received a "
+                f"dataset of element_spec={spec}. Map it to (x, y) first."
+            )
+        x_spec, y_spec = spec[0], spec[1]
+        if not isinstance(x_spec, tf.TensorSpec) or not isinstance(y_spec, tf.TensorSpec):
+            raise ValueError(
+                f"{where} needs (image, label) tensors, not nested structures; "
+                f"received element_spec={spec}. Map it to (x, y) first."
+            )
+        self._check_images(tuple(x_spec.shape), x_spec.dtype, where)
+        if not y_spec.dtype.is_integer:
+            raise ValueError(
+                f"{where}: labels must be integer class indices 0..num_classes-1; received "
+                f"dtype {y_spec.dtype.name}. Cast them with tf.cast(y, tf.int32)."
+            )
+
+    def _check_images(self, shape, dtype, where, batched=False):
+        """Raises unless images of `shape` (with or without the batch axis) and `dtype` fit."""
+        rank = len(self.image_shape)
+        ranks = (rank + 1,) if batched else (rank, rank + 1)
+        if len(shape) == rank and batched and tuple(shape) == self.image_shape:
+            raise ValueError(
+                f"{where} needs batches of images of shape (batch_size,) + "
+                f"{self.image_shape}; received single images of shape {tuple(shape)}. "
+                "Batch the dataset first: dataset.batch(64)."
+            )
+        if len(shape) not in ranks or tuple(shape[-rank:]) != self.image_shape:
+            raise ValueError(
+                f"{where}: this model takes images of shape {self.image_shape} (batched or "
+                f"not); received images of shape {tuple(shape)}. Reshape the data or "
+                "build the model with the matching input_shape=."
+            )
+        if not tf.as_dtype(dtype).is_floating:
+            raise ValueError(
+                f"{where}: images must be floating point (e.g. float32 in [0, 1]); received "
+                f"dtype {tf.as_dtype(dtype).name}. Cast and scale them first."
+            )
+
+    def _check_fit_data(self, x, y, validation_data):
+        """Refuses, before any step, data that fit() would fail on half-way."""
+        for data, argument in ((x, "x"), (validation_data, "validation_data")):
+            if isinstance(data, (tuple, list)) and data and argument == "validation_data":
+                data = data[0]
+            if isinstance(data, tf.data.Dataset):
+                spec = data.element_spec
+                spec = spec[0] if isinstance(spec, tuple) else spec
+                if isinstance(spec, tf.TensorSpec) and spec.shape.rank is not None:
+                    self._check_images(spec.shape, spec.dtype, f"fit({argument}=...)", True)
+            elif hasattr(data, "shape") and hasattr(data, "dtype"):
+                self._check_images(data.shape, data.dtype, f"fit({argument}=...)", True)
+        if isinstance(y, np.ndarray) and y.size and np.issubdtype(y.dtype, np.integer):
+            num_classes = self._tasks[self.current_task]["num_classes"]
+            if y.min() < 0 or y.max() >= num_classes:
+                raise ValueError(
+                    f"fit(): task {self.current_task} has {num_classes} classes, so labels "
+                    f"must be in 0..{num_classes - 1}; received labels {y.min()}..{y.max()}. "
+                    "Remap the labels, or start a task with the right num_classes= "
+                    "(add_task())."
+                )
 
     # ------------------------------------------------------------- training
     def compile(self, *args, **kwargs):
@@ -623,20 +672,26 @@ class GrownModel(keras.Model):
         self.compile(**keras.saving.deserialize_keras_object(config))
 
     def _compile(self, settings):
-        super().compile(**settings)
-        score_ids = {id(v) for v in self._score_variables()}
-        self.optimizer.build([v for v in self.trainable_variables if id(v) not in score_ids])
-        self.mask_optimizer = keras.optimizers.Adam(
-            self.mask_learning_rate, name="mask_optimizer"
-        )
-        self.mask_optimizer.build(self._score_variables())
+        # Both optimizers (and their slots) belong to the model's strategy:
+        # add_task() recompiles outside any `strategy.scope()`.
+        with self.distribute_strategy.scope():
+            super().compile(**settings)
+            score_ids = {id(v) for v in self._score_variables()}
+            self.optimizer.build(
+                [v for v in self.trainable_variables if id(v) not in score_ids]
+            )
+            self.mask_optimizer = keras.optimizers.Adam(
+                self.mask_learning_rate, name="mask_optimizer"
+            )
+            self.mask_optimizer.build(self._score_variables())
 
     def _recompile(self):
         settings = dict(self._compile_kwargs or _COMPILE_DEFAULTS)
         optimizer = settings.get("optimizer", "rmsprop")
-        if isinstance(optimizer, keras.optimizers.Optimizer):
-            settings["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
-        self._compile(settings)
+        with self.distribute_strategy.scope():
+            if isinstance(optimizer, keras.optimizers.Optimizer):
+                settings["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
+            self._compile(settings)
 
     def _score_variables(self):
         return [v for layer in self.grown_layers for v in layer.score_variables]
@@ -658,8 +713,53 @@ class GrownModel(keras.Model):
             )
 
     def fit(self, *args, **kwargs):
+        """Trains the current task like `keras.Model.fit`, all or nothing.
+
+        The data is checked before any step (image shape and dtype, batching,
+        label range of arrays). If training fails, the model's variables and
+        the optimizers' state are put back to what they were before the call
+        and the error is raised; finished tasks are never touched. A loss or
+        weights that become NaN or inf stop training with a `FloatingPointError`
+        (lower the learning rate, or check the inputs for NaN).
+        """
         self._check_trainable_task()
-        return super().fit(*args, **kwargs)
+        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
+        arguments = bound.arguments
+        self._check_fit_data(
+            arguments.get("x"), arguments.get("y"), arguments.get("validation_data")
+        )
+        callbacks = arguments.get("callbacks")
+        if callbacks is None or isinstance(callbacks, (list, tuple)):
+            arguments["callbacks"] = [_StopOnNaN()] + list(callbacks or [])
+        # Frozen kernels are only written by finish_task(): not worth a copy.
+        frozen = {id(layer.frozen_kernel) for layer in self.grown_layers}
+        state = [v for v in self.variables if id(v) not in frozen]
+        for optimizer in (self.optimizer, self.mask_optimizer):
+            state += list(optimizer.variables) if optimizer is not None else []
+        saved = [np.array(v.numpy(), copy=True) for v in state]
+        try:
+            return super().fit(*bound.args[1:], **bound.kwargs)
+        except Exception as error:
+            for variable, value in zip(state, saved):
+                variable.assign(value)
+            if isinstance(error, _NonFinite):
+                raise FloatingPointError(
+                    f"fit() stopped: {error} while training task {self.current_task}. "
+                    "Lower the learning rate, or check the inputs for NaN/inf values. The "
+                    "model was restored to its state before this fit() call (finished "
+                    "tasks are unchanged)."
+                ) from None
+            detail = [
+                line.strip() for line in str(error).splitlines() if "label value" in line
+            ]
+            if isinstance(error, tf.errors.InvalidArgumentError) and detail:
+                raise ValueError(
+                    f"fit(): a label is outside the classes of task {self.current_task} "
+                    f"({self._tasks[self.current_task]['num_classes']} classes): "
+                    f"{detail[0]} Remap the labels to 0..k-1. The model was restored to "
+                    "its state before this fit() call."
+                ) from None
+            raise
 
     def evaluate(self, *args, **kwargs):
         self._check_selected()
@@ -711,10 +811,15 @@ class GrownModel(keras.Model):
         l0, ratio = self._growth_terms()
         self.l0_tracker.update_state(l0)
         self.growth_tracker.update_state(ratio)
+        # Keras scales the task loss by 1 / replicas under tf.distribute (the
+        # gradients are summed across replicas); the model-wide terms are
+        # computed whole on every replica, so they are scaled the same way.
         if self.l0_lambda > 0 and (self._growth or self.l0_scope == "new_weights"):
-            loss = loss + ops.cast(self.l0_lambda, loss.dtype) * l0
+            loss = loss + _scale_loss_for_distribution(
+                ops.cast(self.l0_lambda, loss.dtype) * l0
+            )
         for penalty in self.penalties:
-            loss = loss + ops.cast(penalty(), loss.dtype)
+            loss = loss + _scale_loss_for_distribution(ops.cast(penalty(), loss.dtype))
         return loss
 
     def train_step(self, data):
@@ -744,9 +849,76 @@ class GrownModel(keras.Model):
             self.optimizer.apply_gradients(weight_pairs)
         if score_pairs:
             self.mask_optimizer.apply_gradients(score_pairs)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return self._per_replica_logs(
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        )
+
+    def test_step(self, data):
+        return self._per_replica_logs(super().test_step(data))
+
+    def _per_replica_logs(self, logs):
+        # Under MultiWorkerMirroredStrategy Keras 3 reduces what a step returns
+        # with `strategy.reduce("MEAN", value, axis=0)`, which fails on scalar
+        # metrics (keras-team/keras#20585): give each value an axis of one per
+        # replica; the mean over it is the (synchronized) metric itself.
+        if not _multi_worker(self.distribute_strategy):
+            return logs
+        return keras.tree.map_structure(lambda value: ops.expand_dims(value, 0), logs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3 gives the symbolic build the first batch reduced with
+        # `strategy.reduce()`, which MultiWorkerMirroredStrategy refuses for a
+        # nested (x, y) batch ("Attempt to convert a value (PerReplica...)",
+        # keras-team/keras#20585). The batch only lends its shapes: give it
+        # this worker's first replica's part instead.
+        strategy = self._distribute_strategy
+        if iterator is not None and _multi_worker(strategy):
+            for _, _, batches in iterator:
+                data_batch = keras.tree.map_structure(
+                    lambda value: strategy.experimental_local_results(value)[0]
+                    if isinstance(value, tf.distribute.DistributedValues)
+                    else value,
+                    next(batches),
+                )
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # ---------------------------------------------------------- serializing
+    def load_weights(self, filepath, *args, **kwargs):
+        """Loads weights saved from a matching GrownModel, all or nothing.
+
+        Like `keras.Model.load_weights`, but a file that is missing, damaged
+        or saved from another model (another backbone, input shape, capacity
+        or number of tasks) is refused with a clear error and leaves every
+        variable as it was (Keras may load part of the layers before it
+        finds a mismatch). To restore a whole saved model, tasks included,
+        use `keras.saving.load_model(path)`.
+        """
+        path = str(filepath)
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(
+                f"load_weights(): there is no file {path!r}. Check the path; weights "
+                "are written by model.save(path) or model.save_weights(path)."
+            )
+        state = list(self.variables)
+        for optimizer in (self.optimizer, self.mask_optimizer):
+            state += list(optimizer.variables) if optimizer is not None else []
+        saved = [np.array(v.numpy(), copy=True) for v in state]
+        try:
+            return super().load_weights(filepath, *args, **kwargs)
+        except Exception as error:
+            for variable, value in zip(state, saved):
+                variable.assign(value)
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ValueError(
+                f"load_weights({path!r}) failed ({type(error).__name__}: {reason}); the model "
+                "is unchanged. Weights load only into a GrownModel with the backbone, "
+                "input_shape, capacity and number of tasks of the model that saved them: "
+                "restore a whole saved model with keras.saving.load_model(path), or save "
+                "the file again if it is damaged."
+            ) from error
+
     def get_config(self):
         return {
             "name": self.name,
@@ -794,21 +966,54 @@ class GrownModel(keras.Model):
 
 
 def _label_range(dataset):
-    """(min label, max label, count) of a dataset of (x, y[, w]) in one pass."""
-    labels = dataset.map(lambda *e: tf.reshape(tf.cast(e[1], tf.int64), [-1]))
+    """(min label, max label, count, images all finite) of a dataset of (x, y[, w]) in one pass."""
+    labels = dataset.map(
+        lambda *e: (
+            tf.reshape(tf.cast(e[1], tf.int64), [-1]),
+            tf.reduce_all(tf.math.is_finite(e[0])) if e[0].dtype.is_floating else True,
+        )
+    )
     init = (
         tf.constant(np.iinfo(np.int64).max, tf.int64),
         tf.constant(np.iinfo(np.int64).min, tf.int64),
         tf.constant(0, tf.int64),
+        tf.constant(True),
     )
 
-    def step(acc, y):
+    def step(acc, element):
+        y, finite = element
         low = tf.minimum(acc[0], tf.reduce_min(tf.concat([y, acc[0][None]], 0)))
         high = tf.maximum(acc[1], tf.reduce_max(tf.concat([y, acc[1][None]], 0)))
-        return low, high, acc[2] + tf.size(y, tf.int64)
+        return low, high, acc[2] + tf.size(y, tf.int64), tf.logical_and(acc[3], finite)
 
-    low, high, count = labels.reduce(init, step)
-    return int(low), int(high), int(count)
+    low, high, count, finite = labels.reduce(init, step)
+    return int(low), int(high), int(count), bool(finite)
+
+
+class _NonFinite(Exception):
+    """Raised inside fit() when the loss or the weights stop being finite."""
+
+
+class _StopOnNaN(keras.callbacks.Callback):
+    """Stops `GrownModel.fit()` at the first NaN/inf loss (per batch) or weight (per epoch).
+
+    Like `keras.callbacks.TerminateOnNaN`, but it raises, so that `fit()`
+    restores the model and reports the cause instead of returning quietly.
+    A NaN input can leave the loss finite (max-pooling skips NaN) while the
+    gradients turn the weights into NaN, hence the check of the weights.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(np.mean(ops.convert_to_numpy(loss)))):
+            raise _NonFinite(f"the loss became NaN or inf at batch {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        for variable in self.model.trainable_variables:
+            if not bool(tf.reduce_all(tf.math.is_finite(variable))):
+                raise _NonFinite(
+                    f"the weights {variable.path} became NaN or inf in epoch {epoch + 1}"
+                )
 
 
 def as_dataset(data):
@@ -834,3 +1039,17 @@ def _unscale_loss_for_distribution(loss):
     from keras.src.losses import loss as loss_module
 
     return loss_module.unscale_loss_for_distribution(loss)
+
+
+def _multi_worker(strategy):
+    """True for a MultiWorkerMirroredStrategy across several workers."""
+    return (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+    )
+
+
+def _scale_loss_for_distribution(loss):
+    from keras.src.losses import loss as loss_module
+
+    return loss_module.scale_loss_for_distribution(loss)

@@ -1,5 +1,6 @@
 """The storage and masking shared by GrownDense and GrownConv2D."""
 
+import contextlib
 import math
 
 import keras
@@ -163,16 +164,17 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
     def _create_task_variables(self, index):
         mask_bytes = math.ceil(self.input_dim * self.allocated_units / 8)
         channel_bytes = math.ceil(self.allocated_units / 8)
-        created = {
-            "kernel_mask": self.add_weight(
-                name=f"task_{index}_kernel_mask", shape=(mask_bytes,),
-                initializer="zeros", dtype="uint8", trainable=False,
-            ),
-            "channel_mask": self.add_weight(
-                name=f"task_{index}_channel_mask", shape=(channel_bytes,),
-                initializer="zeros", dtype="uint8", trainable=False,
-            ),
-        }
+        with _local_packed_masks():
+            created = {
+                "kernel_mask": self.add_weight(
+                    name=f"task_{index}_kernel_mask", shape=(mask_bytes,),
+                    initializer="zeros", dtype="uint8", trainable=False,
+                ),
+                "channel_mask": self.add_weight(
+                    name=f"task_{index}_channel_mask", shape=(channel_bytes,),
+                    initializer="zeros", dtype="uint8", trainable=False,
+                ),
+            }
         if self.use_bias:
             created["bias"] = self.add_weight(
                 name=f"task_{index}_bias", shape=(self.allocated_units,),
@@ -444,6 +446,38 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
 
 # Scores of a fixed (pruned) attentive mask: far beyond the threshold.
 _FIXED_ON, _FIXED_OFF = 10.0, -10.0
+
+
+@contextlib.contextmanager
+def _local_packed_masks():
+    """Creates the packed (uint8) task masks as local variables under MultiWorkerMirroredStrategy.
+
+    MultiWorkerMirroredStrategy broadcasts the initial value of every variable
+    from the chief with collective ops that refuse uint8 ("Value for attr 'T'
+    of uint8 is not in the list of allowed values"). The packed masks start
+    at zero on every worker, are only written by `finish_task()` (eagerly,
+    from values every worker computes alike from mirrored state) and never by
+    a training step, so each worker keeps its own copy on its device instead.
+    Elsewhere (no strategy, MirroredStrategy) nothing changes.
+    """
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield
+        return
+    from tensorflow.python.distribute import numpy_dataset
+
+    device = numpy_dataset.SingleDevice(strategy.extended.worker_devices[0])
+
+    def creator(next_creator, **kwargs):
+        # A `SingleDevice` placement makes the strategy create a plain
+        # variable on that device, with no broadcast.
+        kwargs["colocate_with"] = device
+        return next_creator(**kwargs)
+
+    with tf.variable_creator_scope(creator):
+        yield
 
 
 def _positive_int(value, name):

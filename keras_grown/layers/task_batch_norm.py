@@ -14,7 +14,10 @@ class TaskBatchNorm(TaskStateMixin, keras.layers.Layer):
     over the last axis. While the current task trains, its batch statistics
     normalize the input and update its moving statistics; a finished task
     always uses its frozen moving statistics, so nothing a later task does can
-    change it.
+    change it. Under a `tf.distribute` strategy with several replicas the
+    batch statistics are those of the global batch (synchronized across
+    replicas, as Keras' `BatchNormalization(synchronized=True)`), so training
+    matches one device and every replica keeps the same moving statistics.
 
     Args:
         momentum: momentum of the moving statistics. Defaults to 0.9 (tasks
@@ -91,7 +94,11 @@ class TaskBatchNorm(TaskStateMixin, keras.layers.Layer):
         moving_variance = self._current("moving_variance")
         if training and not self.task_finished:
             axes = list(range(len(inputs.shape) - 1))
-            mean, variance = ops.moments(inputs, axes=axes)
+            # Under tf.distribute with several replicas the statistics are
+            # those of the global batch (as on one device): every replica
+            # then writes the same moving statistics, so their copies stay
+            # equal and predictions do not depend on the replica.
+            mean, variance = ops.moments(inputs, axes=axes, synchronized=_num_replicas() > 1)
             moving_mean.assign(
                 moving_mean * self.momentum + mean * (1.0 - self.momentum)
             )
@@ -116,3 +123,12 @@ class TaskBatchNorm(TaskStateMixin, keras.layers.Layer):
             }
         )
         return config
+
+
+def _num_replicas():
+    """Replicas in sync of the current tf.distribute strategy (1 without one)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
