@@ -998,7 +998,7 @@ class _NonFinite(Exception):
 
 
 class _StopOnNaN(keras.callbacks.Callback):
-    """Stops `GrownModel.fit()` at the first NaN/inf loss (per batch) or weight (per epoch).
+    """Stops `GrownModel.fit()` at the end of an epoch whose loss or weights are NaN/inf.
 
     Like `keras.callbacks.TerminateOnNaN`, but it raises, so that `fit()`
     restores the model and reports the cause instead of returning quietly.
@@ -1006,12 +1006,14 @@ class _StopOnNaN(keras.callbacks.Callback):
     gradients turn the weights into NaN, hence the check of the weights.
     """
 
-    def on_train_batch_end(self, batch, logs=None):
+    # Checked per epoch, not per batch: a per-batch hook makes Keras copy the
+    # logs to the host after every step, which stalls an accelerator. The
+    # epoch's mean loss is NaN when any batch's was, and the model is put
+    # back to its state before fit() anyway.
+    def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(np.mean(ops.convert_to_numpy(loss)))):
-            raise _NonFinite(f"the loss became NaN or inf at batch {batch + 1}")
-
-    def on_epoch_end(self, epoch, logs=None):
+            raise _NonFinite(f"the loss became NaN or inf in epoch {epoch + 1}")
         for variable in self.model.trainable_variables:
             if not bool(tf.reduce_all(tf.math.is_finite(variable))):
                 raise _NonFinite(
