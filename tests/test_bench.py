@@ -1,0 +1,409 @@
+"""keras_grown.bench on a tiny real benchmark: results.json, RESULTS.md, plots, report, resume.
+
+One module-scoped run (GROWN and Scratch x seeds 0 and 1 on the first 2 tasks of
+real split Fashion-MNIST, 64 training images a task, 1 epoch) serves every test that reads
+its output; the tests that change a folder work on a copy of it.
+"""
+
+import argparse
+import io
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from keras_grown import bench as bench_lib
+from keras_grown import methods as methods_lib
+from keras_grown.evaluation import AccuracyMatrix
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+STREAM_KWARGS = dict(num_tasks=5, train_per_task=64)  # 2 classes a task
+RUN = dict(
+    methods="grown,scratch", seeds="0,1", epochs=1, stream_kwargs=STREAM_KWARGS,
+    first_tasks=2,
+)  # fmt: skip
+# The same run from the command line.
+CLI = [
+    "bench", "--stream", "split_fashion_mnist", "--methods", "grown,scratch",
+    "--seeds", "0,1", "--epochs", "1", "--num-tasks", "5", "--train-per-task", "64",
+    "--first-tasks", "2",
+]  # fmt: skip
+
+
+class CountingLearn:
+    """Wraps `learn()` in keras_grown.bench and records (method name, seed) of every call."""
+
+    def __init__(self):
+        self.calls = []
+        self.learn = bench_lib.learn
+
+    def __call__(self, method, stream, **kwargs):
+        self.calls.append((method.config()["method"], kwargs["seed"], method.label))
+        return self.learn(method, stream, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """(folder, learn calls, progress text) of the tiny benchmark."""
+    out = tmp_path_factory.mktemp("bench") / "fashion"
+    counter, stderr = CountingLearn(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bench_lib, "learn", counter)
+        patch.setattr(sys, "stderr", stderr)
+        bench_lib.bench("split_fashion_mnist", out=str(out), command="pytest bench", **RUN)
+    return out, counter.calls, stderr.getvalue()
+
+
+@pytest.fixture
+def copy_of(finished, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(finished[0], folder)
+    return folder
+
+
+def read(folder):
+    return json.loads((folder / "results.json").read_text())
+
+
+def test_every_method_and_seed_runs_once_in_order(finished):
+    _, calls, _ = finished
+    assert [(name, seed) for name, seed, _ in calls] == [
+        ("grown", 0), ("scratch", 0), ("grown", 1), ("scratch", 1),
+    ]  # fmt: skip
+
+
+def test_results_json_holds_every_run_and_the_setting(finished):
+    folder, _, _ = finished
+    payload = read(folder)
+    assert payload["format"] == bench_lib.RESULTS_FORMAT
+    assert payload["stream"] == "split_fashion_mnist"
+    assert payload["stream_kwargs"] == STREAM_KWARGS
+    assert payload["settings"]["epochs"] == 1 and payload["settings"]["first_tasks"] == 2
+    assert payload["methods"] == ["grown", "scratch"] and payload["seeds"] == [0, 1]
+    assert payload["num_tasks"] == 2 and payload["task_names"] == ["task_0", "task_1"]
+    assert set(payload["versions"]) >= {"keras_grown", "tensorflow", "keras", "python"}
+    assert payload["machine"]["cpus"] >= 1 and "platform" in payload["machine"]
+    assert payload["commands"] == ["pytest bench"]
+    assert len(payload["runs"]) == 4
+    labels = {"grown": "GROWN", "scratch": "Scratch"}
+    for run in payload["runs"]:
+        assert run["label"] == labels[run["method"]]
+        assert run["config"]["seed"] == run["seed"]
+        matrix = AccuracyMatrix.from_dict(run["accuracy"])
+        assert matrix.num_filled == 2
+        assert run["average_accuracy"] == matrix.average_accuracy()
+        assert run["backward_transfer"] == matrix.backward_transfer()
+        assert len(run["model_size"]) == len(run["time_per_task"]) == 2
+        assert len(run["val_accuracy"]) == 2 and all(0 <= a <= 1 for a in run["val_accuracy"])
+        assert run["seconds"] == pytest.approx(sum(run["time_per_task"]))
+        assert run["epochs_trained"] == 2  # 2 tasks x 1 epoch, one fit each
+        assert run["ignored_settings"] == []
+    sizes = {(r["method"], r["seed"]): r["model_size"] for r in payload["runs"]}
+    assert sizes[("scratch", 0)] == sizes[("scratch", 1)] == [1.0, 2.0]  # T x after T tasks
+    assert all(0 < size <= 2.0 for size in sizes[("grown", 0)] + sizes[("grown", 1)])
+
+
+def test_results_md_has_the_three_tables_with_mean_and_std(finished):
+    folder, _, _ = finished
+    runs = read(folder)["runs"]
+    text = (folder / "RESULTS.md").read_text()
+    lines = text.splitlines()
+    for name, label in (("grown", "GROWN"), ("scratch", "Scratch")):
+        accuracies = [100 * r["average_accuracy"] for r in runs if r["method"] == name]
+        expected = f"| {label} | {np.mean(accuracies):.2f} ± {np.std(accuracies, ddof=1):.2f} |"
+        assert any(line.startswith(expected) for line in lines), expected
+    scratch = next(line for line in lines if line.startswith("| Scratch | ") and "±" in line)
+    assert "| 2.00x |" in scratch and scratch.endswith("| 2 |")  # size after 2 tasks, 2 seeds
+    assert "| method | task 1 | task 2 |" in lines
+    assert "| Scratch | 1.00x | 2.00x |" in lines
+    # Only GROWN of the ablation ran: no Table 5 rows, and the line says how to get them.
+    assert "Not run: add the methods grow,grow_sel,grow_sel_lsg" in text
+    assert "```\npytest bench\n```" in text
+
+
+def test_plots_are_valid_pngs(finished):
+    from PIL import Image
+
+    folder, _, _ = finished
+    for name in ("average_accuracy", "model_size", "accuracy_grown", "accuracy_scratch"):
+        path = folder / f"{name}.png"
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+        with Image.open(path) as image:
+            image.verify()
+            assert image.format == "PNG" and min(image.size) > 100
+
+
+def test_progress_names_method_seed_task_and_times(finished):
+    _, _, progress = finished  # not a terminal: one plain line per task and per run
+    lines = progress.splitlines()
+    assert "bench 1/4 GROWN seed 0: task 1/2 done" in lines[0]
+    assert "elapsed" in lines[0] and "left" in lines[0]
+    assert any(line.startswith("bench 4/4 Scratch seed 1: average accuracy") for line in lines)
+    assert "100% |" in next(line for line in lines if "4/4 Scratch seed 1: task 2/2" in line)
+
+
+def test_report_rebuilds_identical_results_md_and_the_plots(copy_of):
+    before = (copy_of / "RESULTS.md").read_text()
+    for path in list(copy_of.glob("*.png")) + [copy_of / "RESULTS.md"]:
+        path.unlink()
+    paths = bench_lib.report(copy_of)
+    assert paths[0] == copy_of / "RESULTS.md"
+    assert (copy_of / "RESULTS.md").read_text() == before
+    assert sorted(p.name for p in paths[1:]) == [
+        "accuracy_grown.png", "accuracy_scratch.png", "average_accuracy.png", "model_size.png",
+    ]  # fmt: skip
+    assert all(p.read_bytes()[:8] == PNG_SIGNATURE for p in paths[1:])
+
+
+def test_resume_trains_only_the_missing_pairs(copy_of, monkeypatch):
+    old = read(copy_of)["runs"]
+    counter = CountingLearn()
+    monkeypatch.setattr(bench_lib, "learn", counter)
+    payload = bench_lib.bench(
+        "split_fashion_mnist", out=copy_of, resume=True, progress=False,
+        **dict(RUN, methods="scratch,finetune_copies", seeds="0"),
+    )  # fmt: skip
+    assert [(name, seed) for name, seed, _ in counter.calls] == [("finetune_copies", 0)]
+    assert payload["runs"][:4] == old  # the finished runs, untouched
+    assert read(copy_of) == json.loads(json.dumps(payload))
+    new = payload["runs"][4]
+    assert (new["method"], new["seed"], new["label"]) == (
+        "finetune_copies",
+        0,
+        "Fine-tune (copies)",
+    )
+    assert new["model_size"] == [1.0, 2.0]
+    assert payload["methods"] == ["grown", "scratch", "finetune_copies"]
+    assert len(payload["commands"]) == 2
+    text = (copy_of / "RESULTS.md").read_text()
+    assert "| Fine-tune (copies) | " in text
+    assert "Not finished: finetune_copies seed 1. `--resume` runs them." in text
+
+
+def test_cli_resume_of_a_finished_folder_trains_nothing(copy_of, monkeypatch, capsys):
+    counter = CountingLearn()
+    monkeypatch.setattr(bench_lib, "learn", counter)
+    args = cli_parser().parse_args(CLI + ["--resume", "--out", str(copy_of)])
+    assert args.func is bench_lib.command_bench
+    assert args.func(args) == 0
+    assert counter.calls == []
+    captured = capsys.readouterr()
+    assert "| method | average accuracy (%) |" in captured.out
+    assert captured.err.count("already in results.json, skipped") == 4
+    assert len(read(copy_of)["commands"]) == 2 and len(read(copy_of)["runs"]) == 4
+
+
+def test_an_existing_folder_is_refused_without_resume(copy_of):
+    before = (copy_of / "results.json").read_bytes()
+    with pytest.raises(ValueError, match=r"already holds 4 finished run\(s\). Pass resume=True"):
+        bench_lib.bench("split_fashion_mnist", out=copy_of, progress=False, **RUN)
+    assert (copy_of / "results.json").read_bytes() == before
+
+
+def test_resume_with_other_settings_is_refused(copy_of):
+    before = (copy_of / "results.json").read_bytes()
+    with pytest.raises(ValueError, match=r"--resume continues .* settings=.*Use the same settings"):
+        bench_lib.bench("split_fashion_mnist", out=copy_of, resume=True, progress=False,
+                        **dict(RUN, epochs=2))  # fmt: skip
+    with pytest.raises(ValueError, match=r"stream_kwargs="):
+        bench_lib.bench(
+            "split_fashion_mnist",
+            out=copy_of,
+            resume=True,
+            progress=False,
+            **dict(RUN, stream_kwargs=dict(num_tasks=5, train_per_task=32)),
+        )
+    assert (copy_of / "results.json").read_bytes() == before
+
+
+def test_cli_report_rebuilds_the_folder(copy_of, capsys):
+    (copy_of / "RESULTS.md").unlink()
+    args = cli_parser().parse_args(["report", str(copy_of)])
+    assert args.func is bench_lib.command_report
+    assert args.func(args) == 0
+    assert (copy_of / "RESULTS.md").is_file()
+    assert "| Scratch | " in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- no training below
+
+
+def cli_parser():
+    """The keras-grown parser's subcommands, as cli.py wires them."""
+    parser = argparse.ArgumentParser(prog="keras-grown")
+    commands = parser.add_subparsers(dest="command")
+    bench_lib.add_bench_command(commands)
+    bench_lib.add_report_command(commands)
+    return parser
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(methods="grown,nope"), r"Unknown method 'nope' in methods. Choose from: grown,"),
+        (dict(methods=""), r"methods is empty"),
+        (dict(methods="grown,grown"), r"methods names grown more than once"),
+        (dict(seeds="0,x"), r"seeds must be a comma-separated list of integers >= 0, e\.g\."),
+        (dict(seeds="0,0"), r"seeds lists \[0\] more than once"),
+        (dict(seeds=[-1]), r"seeds must be integers >= 0"),
+        (dict(seeds=""), r"seeds must be a comma-separated list"),
+        (dict(epochs=0), r"epochs must be an integer >= 1. Received: epochs=0"),
+        (dict(target="high"), r"target takes an accuracy in \(0, 1\], 'scratch' or 'none'"),
+        (dict(target=1.5), r"target must be an accuracy in \(0, 1\]"),
+        (dict(first_tasks=0), r"first_tasks must be an integer >= 1"),
+        (dict(stream="cifar10"), r"Unknown stream 'cifar10'. Known streams: "),
+        (dict(stream_kwargs=dict(seed=3)), r"stream_kwargs sets seed; .*Remove seed"),
+        (
+            dict(stream_kwargs=dict(classes=3)),
+            r"Stream 'split_fashion_mnist' does not take classes",
+        ),
+        (dict(method_kwargs=dict(seed=1)), r"method_kwargs sets seed"),
+        (
+            dict(method_kwargs=dict(prune_ratio=0.5)),
+            r"method 'grown' \(GROWN\) takes no argument 'prune_ratio'.*method_overrides=",
+        ),
+        (dict(method_overrides=dict(packnet=dict(prune_ratio=0.5))), r"names packnet, which"),
+        (
+            dict(methods="packnet", method_overrides=dict(packnet=dict(prune_ratio=1.5))),
+            r"prune_ratio must be in \[0, 1\)",
+        ),
+    ],
+)
+def test_bad_arguments_fail_before_anything_is_written(tmp_path, changes, message):
+    arguments = dict(RUN, stream="split_fashion_mnist", out=tmp_path / "out", progress=False)
+    arguments.update(changes)
+    with pytest.raises(ValueError, match=message):
+        bench_lib.bench(**arguments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_bad_methods_and_seeds_raise_value_error(tmp_path):
+    parser = cli_parser()
+    for flag, value, message in (
+        ("--methods", "grown,nope", "Unknown method 'nope'"),
+        ("--seeds", "0;1", "seeds must be a comma-separated list of integers"),
+    ):
+        args = parser.parse_args(CLI + [flag, value, "--out", str(tmp_path / "out")])
+        with pytest.raises(ValueError, match=message):
+            args.func(args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_settings_a_method_fixes_are_left_out_for_it():
+    arguments, ignored = bench_lib._method_arguments(
+        "packnet", {"seed_ratio": 0.3, "capacity": 1.5, "l0_lambda": 0.1}, {}
+    )
+    assert arguments == {"l0_lambda": 0.1} and ignored == ["capacity", "seed_ratio"]
+    arguments, ignored = bench_lib._method_arguments(
+        "grown", {"seed_ratio": 0.3}, {"grown": {"l0_lambda": 2.0}}
+    )
+    assert arguments == {"seed_ratio": 0.3, "l0_lambda": 2.0} and ignored == []
+
+
+def test_planned_epochs_count_packnet_twice():
+    assert bench_lib._planned_epochs(methods_lib.get("grown"), 3, 2) == 6
+    assert bench_lib._planned_epochs(methods_lib.get("packnet"), 3, 2) == 12
+    assert bench_lib._planned_epochs(methods_lib.get("packnet", retrain_epochs=1), 3, 2) == 9
+
+
+def test_report_errors_name_the_file(tmp_path):
+    missing = tmp_path / "results.json"
+    with pytest.raises(ValueError, match=f"{missing} does not exist. Run `keras-grown bench"):
+        bench_lib.report(tmp_path)
+    missing.write_text("{not json")
+    with pytest.raises(ValueError, match=f"{missing} is not a readable results.json"):
+        bench_lib.report(tmp_path)
+    missing.write_text(json.dumps({"command": "keras-grown run", "result": {}}))
+    with pytest.raises(ValueError, match=f"{missing} is not a results.json written by"):
+        bench_lib.report(tmp_path)
+    payload = synthetic_payload({"grown": [0]})
+    payload["runs"][0]["accuracy"]["accuracy"] = [[2.0]]
+    missing.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=f"{missing}: run 0 \\(grown seed 0\\) holds no valid"):
+        bench_lib.report(tmp_path)
+    assert not (tmp_path / "RESULTS.md").exists()
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_redraws_one_line_on_a_terminal():
+    terminal = FakeTerminal()
+    progress = bench_lib.BenchProgress([4, 0, 8], file=terminal)
+    progress.start_run("PackNet", 0, 2)
+    assert progress.remaining_seconds() is None  # no epoch finished yet
+    for _ in range(2):
+        progress.on_epoch_end(0)
+    assert progress.remaining_epochs() == 2 + 8
+    progress.on_task_end()
+    progress.on_epoch_end(0)
+    text = terminal.getvalue()
+    assert "\n" not in text and text.count("\r") == 5
+    last = text.split("\r")[-1]
+    assert last.startswith("bench 1/3 PackNet seed 0 | task 2/2 epoch 1 | [##")
+    assert "elapsed, ~" in last and last.endswith(" left")
+    progress.end_run("done")
+    progress.skip_run("Scratch", 0)
+    assert terminal.getvalue().endswith("bench 1/3 PackNet seed 0: done\n"
+                                        "bench 2/3 Scratch seed 0: already in results.json, "
+                                        "skipped\n")  # fmt: skip
+    quiet = io.StringIO()
+    silent = bench_lib.BenchProgress([2], file=quiet, enabled=False)
+    silent.start_run("GROWN", 0, 2)
+    silent.on_epoch_end(0)
+    silent.on_task_end()
+    assert quiet.getvalue() == "" and silent.epochs_done == 1
+
+
+# ---------------------------------------------------------------- tables from a given payload
+
+
+def synthetic_payload(runs_by_method, num_tasks=2):
+    """A results.json content with hand-written runs: accuracy 0.5 + 0.1 * seed everywhere."""
+    labels = {name: methods_lib.get(name).label for name in runs_by_method}
+    runs = []
+    for name, seeds in runs_by_method.items():
+        for seed in seeds:
+            value = 0.5 + 0.1 * seed
+            values = np.tril(np.full((num_tasks, num_tasks), value))
+            values[np.triu_indices(num_tasks, 1)] = np.nan
+            matrix = AccuracyMatrix.from_values(values)
+            sizes = [0.5 * (t + 1) + 0.1 * seed for t in range(num_tasks)]
+            runs.append(dict(
+                method=name, label=labels[name], seed=seed, config={}, accuracy=matrix.to_dict(),
+                average_accuracy=value, backward_transfer=0.0, model_size=sizes,
+                time_per_task=[1.0] * num_tasks, seconds=float(num_tasks), val_accuracy=[],
+                ignored_settings=[],
+            ))  # fmt: skip
+    return dict(
+        format=bench_lib.RESULTS_FORMAT, stream="split_fashion_mnist", stream_kwargs={},
+        settings=dict(epochs=1, batch_size=64, target=None, first_tasks=None, method_kwargs={},
+                      method_overrides={}),
+        methods=list(runs_by_method), seeds=sorted({s for v in runs_by_method.values() for s in v}),
+        num_tasks=num_tasks, commands=["by hand"], runs=runs,
+    )  # fmt: skip
+
+
+def test_ablation_table_lists_the_settings_that_ran_in_table_5_order():
+    payload = synthetic_payload({"grown": [0, 1], "grow": [0, 1], "grow_sel": [0]})
+    text = bench_lib.results_markdown(payload)
+    table = text[text.index("## Ablation") :].split("\n\n")[1].splitlines()
+    assert table[2:] == [
+        "| Grow (`grow`) |  |  |  | 55.00 ± 7.07 | 1.05x ± 0.07 |",
+        "| +Sel-mask (`grow_sel`) | ✓ |  |  | 50.00 | 1.00x |",
+        "| +Re-train (`grown`) | ✓ | ✓ | ✓ | 55.00 ± 7.07 | 1.05x ± 0.07 |",
+    ]
+    assert "Not finished: grow_sel seed 1." in text
+
+
+def test_plots_of_a_given_payload(tmp_path):
+    payload = synthetic_payload({"grown": [0, 1, 2], "scratch": [0]}, num_tasks=3)
+    paths = bench_lib.plot_results(payload, tmp_path)
+    assert [p.name for p in paths] == [
+        "average_accuracy.png", "model_size.png", "accuracy_grown.png", "accuracy_scratch.png",
+    ]  # fmt: skip
+    assert all(p.read_bytes()[:8] == PNG_SIGNATURE for p in paths)
