@@ -73,7 +73,7 @@ def build_parser():
     run.add_argument("--batch-size", type=_positive_int, default=64)
     run.add_argument("--seed-ratio", type=float, default=0.5)
     run.add_argument("--capacity", type=float, default=2.0)
-    run.add_argument("--l0-lambda", type=float, default=1.0)
+    run.add_argument("--l0-lambda", type=float, default=0.1)
     run.add_argument("--learning-rate", type=float, default=1e-3)
     run.add_argument("--mask-learning-rate", type=float, default=1e-2)
     run.add_argument("--gumbel", default="concrete", choices=("concrete", "paper"))

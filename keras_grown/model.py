@@ -101,9 +101,10 @@ class GrownModel(keras.Model):
         l0_lambda: weight of the l0 growth penalty, >= 0. The l0 term is the
             expected growth of the model size (in full-size backbones) under
             the relaxation, so `l0_lambda` means the same for every backbone.
-            The default 1.0 (growing by one full-size backbone costs one nat
-            of loss) kept LeNet-5 at 0.47x over 5 tasks of Split
-            Fashion-MNIST; 0.3 gave 0.69x and 1e-3 lets it grow almost freely.
+            Measured on 5 tasks of Split Fashion-MNIST (LeNet-5, 2 epochs):
+            the default 0.1 ends at 1.10x with 99.02 % average accuracy
+            (Scratch: 99.17 % at 5x); 0.3 at 0.69x / 97.78 %; 1.0 at 0.47x /
+            97.67 %; 1e-3 lets it grow almost freely.
         temperature: Gumbel-Sigmoid temperature, > 0.
         gumbel: `"concrete"` (standard binary-Concrete) or `"paper"` (Eq. 6
             as printed); see `keras_grown.masks`.
@@ -148,7 +149,7 @@ class GrownModel(keras.Model):
         input_shape=(28, 28, 1),
         seed_ratio=0.5,
         capacity=2.0,
-        l0_lambda=1.0,
+        l0_lambda=0.1,
         temperature=1.0,
         gumbel="concrete",
         selective_init=1.0,
