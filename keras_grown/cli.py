@@ -95,8 +95,11 @@ def build_parser():
                           "atomically after every task); same settings required")
     run.set_defaults(func=command_run)
 
+    from keras_grown.bench import add_bench_command, add_report_command
     from keras_grown.tuning import add_tune_command
 
+    add_bench_command(commands)
+    add_report_command(commands)
     add_tune_command(commands)
     return parser
 
