@@ -34,6 +34,9 @@ def main(argv=None):
     arguments.add_argument("--modes", default="graph,jit")
     arguments.add_argument("--batch-lenet", type=int, default=256)
     arguments.add_argument("--batch-vgg", type=int, default=32)
+    arguments.add_argument(
+        "--repeats-vgg", type=int, default=3, help="rounds for VGG16-BN (slow on a CPU)"
+    )
     arguments.add_argument("--capacity", type=float, default=2.0)
     arguments.add_argument("--seed-ratio", type=float, default=0.5)
     arguments.add_argument("--seconds", type=float, default=1.0)
@@ -85,7 +88,8 @@ def main(argv=None):
             once = max(warm["grown"](), 1e-6)
             steps = max(1, int(round(args.seconds / once)))
             runners = {k: networks.forward_runner(m, x, steps, jit) for k, m in contenders.items()}
-            times = harness.interleaved(runners, args.repeats)
+            rounds = args.repeats if backbone == "lenet5" else min(args.repeats, args.repeats_vgg)
+            times = harness.interleaved(runners, rounds)
             result = {
                 "backbone": backbone,
                 "mode": mode,
@@ -105,7 +109,7 @@ def main(argv=None):
                     backbone,
                     mode,
                     batch,
-                    f"{steps} x {args.repeats}",
+                    f"{steps} x {rounds}",
                     harness.format_seconds(median["grown"]),
                     harness.format_seconds(median["export"]),
                     harness.format_seconds(median["full"]),

@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 
-BENCHMARKS = ("train_step", "stream", "inference", "memory", "scaling")
+BENCHMARKS = ("train_step", "stream", "inference", "memory", "scaling", "profile_train_step")
+SECTIONS = {"profile_train_step": "profile"}
 
 
 def main(argv=None):
@@ -68,7 +69,7 @@ def summarize(path, quick=False):
         "",
     ]
     for name in BENCHMARKS:
-        body = sections.get((name, info["device_key"]))
+        body = sections.get((SECTIONS.get(name, name), info["device_key"]))
         if body is None:
             continue
         heading = next((l[3:] for l in body.splitlines() if l.startswith("## ")), name)

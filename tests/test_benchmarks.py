@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-NAMES = ("train_step", "stream", "inference", "memory", "scaling")
+SCRIPTS = {
+    "train_step": "train_step",
+    "stream": "stream",
+    "inference": "inference",
+    "memory": "memory",
+    "scaling": "scaling",
+    "profile_train_step": "profile",
+}
 
 
 def _module(name):
@@ -22,49 +29,10 @@ def _module(name):
     return importlib.import_module(name)
 
 
-@pytest.fixture(scope="module")
-def quick_report(tmp_path_factory):
-    """Runs every benchmark with --quick into one temporary file; returns its path."""
-    output = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
-    for name in NAMES:
-        _module(name).main(["--quick", "--output", str(output)])
-    _module("run_all").summarize(output, quick=True)
-    return output
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_quick_run_writes_its_section(quick_report, name):
-    harness = _module("harness")
-    key, _ = harness.device()
-    sections = harness.read_sections(quick_report)
-    body = sections[(name, key)]
-    assert "- Device: " in body and "- Software: " in body and "- Date: " in body
-    assert "Smoke run (`--quick`)" in body
-    table_rows = [line for line in body.splitlines() if line.startswith("| ")]
-    assert len(table_rows) >= 3, body  # header, separator, at least one row
-    assert any(line.startswith("- Target") for line in body.splitlines()), body
-
-
-def test_summary_gathers_every_target(quick_report):
-    harness = _module("harness")
-    key, _ = harness.device()
-    sections = harness.read_sections(quick_report)
-    summary = sections[("summary", key)]
-    targets = [line for line in summary.splitlines() if line.startswith("- Target")]
-    expected = sum(
-        line.startswith("- Target") for name in NAMES for line in sections[(name, key)].splitlines()
-    )
-    assert len(targets) == expected > 0
-    text = quick_report.read_text()
-    assert text.index("benchmark:summary") < min(text.index(f"benchmark:{name} ") for name in NAMES)
-
-
-def test_a_new_run_replaces_the_section_of_its_device(tmp_path):
-    harness = _module("harness")
-    path = tmp_path / "BENCHMARKS.md"
-    cpu = {
-        "device_key": "cpu",
-        "device": "CPU: test",
+def _machine(device_key="cpu"):
+    return {
+        "device_key": device_key,
+        "device": f"{device_key.upper()}: test",
         "platform": "p",
         "python": "3",
         "cpu_count": 2,
@@ -74,7 +42,44 @@ def test_a_new_run_replaces_the_section_of_its_device(tmp_path):
         "date": "d",
         "load": "l",
     }
-    gpu = dict(cpu, device_key="gpu", device="GPU: test")
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_quick_run_writes_its_section(tmp_path, script):
+    output = tmp_path / "BENCHMARKS.md"
+    _module(script).main(["--quick", "--output", str(output)])
+    harness = _module("harness")
+    key, _ = harness.device()
+    sections = harness.read_sections(output)
+    assert set(sections) == {(SCRIPTS[script], key)}
+    body = sections[(SCRIPTS[script], key)]
+    assert "- Device: " in body and "- Software: " in body and "- Date: " in body
+    assert "Smoke run (`--quick`)" in body
+    table_rows = [line for line in body.splitlines() if line.startswith("| ")]
+    assert len(table_rows) >= 3, body  # header, separator, at least one row
+    if script != "profile_train_step":
+        assert any(line.startswith("- Target") for line in body.splitlines()), body
+
+
+def test_summary_gathers_every_target_at_the_top(tmp_path):
+    harness, run_all = _module("harness"), _module("run_all")
+    path = tmp_path / "BENCHMARKS.md"
+    key, _ = harness.device()
+    machine = _machine(key)
+    harness.write_section(path, "stream", "Stream", "- Target: a <= 2x: 1.00x, **met**", machine)
+    harness.write_section(path, "memory", "Memory", "- Target: b\n- Target: c\ntext", machine)
+    run_all.summarize(path)
+    summary = harness.read_sections(path)[("summary", key)]
+    targets = [line for line in summary.splitlines() if line.startswith("- Target")]
+    assert targets == ["- Target: a <= 2x: 1.00x, **met**", "- Target: b", "- Target: c"]
+    text = path.read_text()
+    assert text.index("benchmark:summary") < text.index("benchmark:stream")
+
+
+def test_a_new_run_replaces_the_section_of_its_device(tmp_path):
+    harness = _module("harness")
+    path = tmp_path / "BENCHMARKS.md"
+    cpu, gpu = _machine("cpu"), _machine("gpu")
     harness.write_section(path, "stream", "Stream", "first cpu run", cpu)
     harness.write_section(path, "stream", "Stream", "gpu run", gpu)
     harness.write_section(path, "memory", "Memory", "memory run", cpu)
