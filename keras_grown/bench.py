@@ -373,12 +373,20 @@ class BenchProgress(keras.callbacks.Callback):
             return
         total = self.epochs_done + self.remaining_epochs()
         filled = int(20 * self.epochs_done / total) if total else 20
-        line = (
+        where = (
             f"{self._prefix(self.label, self.seed)} | task {min(self.task + 1, self.num_tasks)}/"
-            f"{self.num_tasks} epoch {self.task_epoch} | [{'#' * filled}{'.' * (20 - filled)}] "
-            f"{self._times()}"
+            f"{self.num_tasks} epoch {self.task_epoch} | "
         )
+        bar = f"[{'#' * filled}{'.' * (20 - filled)}] "
         columns = shutil.get_terminal_size((120, 24)).columns - 1
+        short = (
+            f"{self.runs_started}/{len(self.planned)} {self.label} seed {self.seed} "
+            f"task {min(self.task + 1, self.num_tasks)}/{self.num_tasks} | "
+        )
+        # A narrow terminal: the times matter more than the bar and the wording.
+        for line in (where + bar + self._times(), where + self._times(), short + self._times()):
+            if len(line) <= columns:
+                break
         line = line[:columns]
         self.file.write("\r" + line.ljust(self._width))
         self.file.flush()
@@ -673,14 +681,19 @@ def bench(
             method = methods_lib.get(name, seed=seed, **arguments[name][0])
             monitor.start_run(label, seed, num_tasks)
             epochs_before = monitor.epochs_done
+            # A checkpoint after every task of the run (exact resume inside a
+            # (method, seed) pair); removed once the run is in results.json.
+            checkpoints = folder / "checkpoints" / f"{name}-seed{seed}"
             result = learn(
                 method, tasks, epochs=epochs, target=target, max_growth_rounds=max_growth_rounds,
                 batch_size=batch_size, callbacks=[monitor], verbose=0, seed=seed,
+                checkpoint_dir=str(checkpoints), resume=resume,
             )  # fmt: skip
             run = _run_record(name, method, seed, result, arguments[name][1])
             run["epochs_trained"] = monitor.epochs_done - epochs_before
             payload["runs"].append(run)
             _write_json(path, payload)
+            shutil.rmtree(checkpoints, ignore_errors=True)
             _write_markdown(payload, folder)
             monitor.end_run(
                 f"average accuracy {100 * run['average_accuracy']:.2f} %, BWT "

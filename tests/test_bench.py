@@ -6,8 +6,10 @@ its output; the tests that change a folder work on a copy of it.
 """
 
 import argparse
+import fcntl
 import io
 import json
+import os
 import shutil
 import sys
 
@@ -44,16 +46,36 @@ class CountingLearn:
         return self.learn(method, stream, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """(folder, learn calls, progress text) of the tiny benchmark."""
-    out = tmp_path_factory.mktemp("bench") / "fashion"
+def run_tiny_bench(root):
+    """Runs the tiny benchmark into root/fashion; keeps the learn() calls and the progress text."""
     counter, stderr = CountingLearn(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(bench_lib, "learn", counter)
         patch.setattr(sys, "stderr", stderr)
-        bench_lib.bench("split_fashion_mnist", out=str(out), command="pytest bench", **RUN)
-    return out, counter.calls, stderr.getvalue()
+        bench_lib.bench("split_fashion_mnist", out=root / "fashion", command="pytest bench", **RUN)
+    seen = dict(calls=counter.calls, progress=stderr.getvalue())
+    (root / "seen.json").write_text(json.dumps(seen))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """(folder, learn calls, progress text) of the tiny benchmark, run once per test session.
+
+    Under pytest-xdist the workers share one run: the first to take the lock runs it.
+    """
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None:
+        root = tmp_path_factory.mktemp("bench")
+        run_tiny_bench(root)
+    else:
+        root = tmp_path_factory.getbasetemp().parent / f"bench-{run_id}"
+        root.mkdir(exist_ok=True)
+        with open(root / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (root / "seen.json").exists():
+                run_tiny_bench(root)
+    seen = json.loads((root / "seen.json").read_text())
+    return root / "fashion", [tuple(call) for call in seen["calls"]], seen["progress"]
 
 
 @pytest.fixture
@@ -331,7 +353,8 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_progress_bar_redraws_one_line_on_a_terminal():
+def test_progress_bar_redraws_one_line_on_a_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     terminal = FakeTerminal()
     progress = bench_lib.BenchProgress([4, 0, 8], file=terminal)
     progress.start_run("PackNet", 0, 2)
@@ -343,7 +366,7 @@ def test_progress_bar_redraws_one_line_on_a_terminal():
     progress.on_epoch_end(0)
     text = terminal.getvalue()
     assert "\n" not in text and text.count("\r") == 5
-    last = text.split("\r")[-1]
+    last = text.split("\r")[-1].rstrip()
     assert last.startswith("bench 1/3 PackNet seed 0 | task 2/2 epoch 1 | [##")
     assert "elapsed, ~" in last and last.endswith(" left")
     progress.end_run("done")
@@ -351,6 +374,13 @@ def test_progress_bar_redraws_one_line_on_a_terminal():
     assert terminal.getvalue().endswith("bench 1/3 PackNet seed 0: done\n"
                                         "bench 2/3 Scratch seed 0: already in results.json, "
                                         "skipped\n")  # fmt: skip
+    monkeypatch.setenv("COLUMNS", "80")  # too narrow for the bar: it goes, the times stay
+    narrow = FakeTerminal()
+    progress = bench_lib.BenchProgress([4], file=narrow)
+    progress.start_run("PackNet", 0, 2)
+    progress.on_epoch_end(0)
+    last = narrow.getvalue().split("\r")[-1].rstrip()  # padded over the longer line before
+    assert len(last) <= 79 and "[" not in last and last.endswith(" left")
     quiet = io.StringIO()
     silent = bench_lib.BenchProgress([2], file=quiet, enabled=False)
     silent.start_run("GROWN", 0, 2)
