@@ -9,6 +9,7 @@ import os as _os
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_grown import backbones  # noqa: E402
+from keras_grown import bench  # noqa: E402
 from keras_grown import callbacks  # noqa: E402
 from keras_grown import datasets  # noqa: E402
 from keras_grown import evaluation  # noqa: E402
@@ -29,6 +30,7 @@ __all__ = [
     "TaskSummary",
     "__version__",
     "backbones",
+    "bench",
     "callbacks",
     "datasets",
     "evaluation",

@@ -29,7 +29,7 @@ from keras_grown import bench
 STREAM = "cifar100_superclass"
 STREAM_KWARGS = dict(val_fraction=0.1)  # all 2,500 training and 500 test images per task
 METHODS = "scratch,finetune_copies,finetune,ewc,piggyback,packnet,grow_only,grown"
-MODEL = dict(backbone="vgg16_bn", seed_ratio=0.5, capacity=2.0, l0_lambda=1.0, learning_rate=1e-3)
+MODEL = dict(backbone="vgg16_bn", seed_ratio=0.5, capacity=2.0, l0_lambda=0.1, learning_rate=1e-3)
 EPOCHS = 30  # per stage (our choice)
 BATCH_SIZE = 128
 TARGET = "scratch"  # the paper's target: a full-size network trained from scratch on the task

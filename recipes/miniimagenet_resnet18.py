@@ -39,7 +39,7 @@ from keras_grown import datasets
 STREAM = datasets.from_directory  # one task per sub-folder of --data-dir
 STREAM_KWARGS = dict(image_size=(84, 84), val_fraction=0.1, test_fraction=0.2)
 METHODS = "scratch,finetune_copies,finetune,ewc,piggyback,packnet,grow_only,grown"
-MODEL = dict(backbone="resnet18", seed_ratio=0.5, capacity=2.0, l0_lambda=1.0, learning_rate=1e-3)
+MODEL = dict(backbone="resnet18", seed_ratio=0.5, capacity=2.0, l0_lambda=0.1, learning_rate=1e-3)
 EPOCHS = 30  # per stage (our choice)
 BATCH_SIZE = 64
 TARGET = "scratch"  # the paper's target: a full-size network trained from scratch on the task

@@ -33,7 +33,7 @@ METHODS = (
     "scratch,finetune,finetune_copies,ewc,piggyback,packnet,grow_only,"
     "grow,grow_sel,grow_sel_lsg,grown"
 )
-MODEL = dict(backbone="lenet5", seed_ratio=0.5, capacity=2.0, l0_lambda=1.0, learning_rate=1e-3)
+MODEL = dict(backbone="lenet5", seed_ratio=0.5, capacity=2.0, l0_lambda=0.1, learning_rate=1e-3)
 EPOCHS = 5  # per stage
 BATCH_SIZE = 64
 TARGET = "scratch"  # the paper's target: a full-size network trained from scratch on the task

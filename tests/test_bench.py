@@ -437,3 +437,10 @@ def test_plots_of_a_given_payload(tmp_path):
         "average_accuracy.png", "model_size.png", "accuracy_grown.png", "accuracy_scratch.png",
     ]  # fmt: skip
     assert all(p.read_bytes()[:8] == PNG_SIGNATURE for p in paths)
+
+
+def test_bench_is_part_of_the_public_api():
+    import keras_grown as kg
+
+    assert "bench" in kg.__all__ and kg.bench is bench_lib
+    assert kg.bench.bench is bench_lib.bench and kg.bench.report is bench_lib.report
