@@ -167,6 +167,14 @@ class Method:
         return f"{type(self).__name__}({self.config()})"
 
 
+# (selective mask, learnable sparse growth, re-train released) -> name of the Table 5 step.
+_ABLATION_NAMES = {
+    (False, False, False): "grow",
+    (True, False, False): "grow_sel",
+    (True, True, False): "grow_sel_lsg",
+}
+
+
 class GROWN(Method):
     """GROWN: a small seed that grows only when necessary (the paper's method).
 
@@ -190,7 +198,6 @@ class GROWN(Method):
         **kwargs: see `Method`.
     """
 
-    name = "grown"
     label = "GROWN"
 
     def __init__(self, selective_mask=True, learnable_growth=True, retrain_released=True,
@@ -211,6 +218,12 @@ class GROWN(Method):
         Method.__init__(method)
         method._wrapped = model
         return method
+
+    @property
+    def name(self):
+        """The `get()` name of this setting: `grown`, or an ablation step of Table 5."""
+        switches = (self.selective_mask, self.learnable_growth, self.retrain_released)
+        return _ABLATION_NAMES.get(switches, "grown")
 
     @property
     def label(self):

@@ -444,3 +444,11 @@ def test_bench_is_part_of_the_public_api():
 
     assert "bench" in kg.__all__ and kg.bench is bench_lib
     assert kg.bench.bench is bench_lib.bench and kg.bench.report is bench_lib.report
+
+
+def test_ablation_settings_carry_their_own_names():
+    # results.json keys runs by these names; config()["method"] must tell the steps apart.
+    for name, label, _ in bench_lib.ABLATION:
+        method = methods_lib.get(name)
+        assert method.name == method.config()["method"] == name
+    assert methods_lib.GROWN(selective_mask=False).name == "grown"  # not a Table 5 step
