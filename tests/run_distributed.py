@@ -131,6 +131,7 @@ def train(backbone, strategy, tasks):
             result[f"copies_equal_{index}/{position:03d}"] = all(
                 np.array_equal(copies[0], copy) for copy in copies[1:]
             )
+        result[f"names_{index}"] = np.asarray([_stable_name(v.path) for v in model.variables])
         for layer in model.grown_layers:
             result[f"use_{index}/{layer.name}"] = layer.task_kernel_mask(index)
         model.select_task(0)
@@ -139,7 +140,6 @@ def train(backbone, strategy, tasks):
         )
         result[f"call_task0_after_{index}"] = model(tasks[0][2], training=False).numpy()
     result["losses"] = np.asarray(losses.losses)
-    result["names"] = np.asarray([_stable_name(v.path) for v in model.variables])
     return result
 
 

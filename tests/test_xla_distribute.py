@@ -161,7 +161,7 @@ def _variables(run, task):
     """{name: value} of every variable after `task`."""
     prefix = f"after_{task}/"
     keys = sorted(k for k in run if k.startswith(prefix))
-    return {str(name): run[key] for name, key in zip(run["names"], keys)}
+    return {str(name): run[key] for name, key in zip(run[f"names_{task}"], keys)}
 
 
 def _assert_matches_one_device(single, other, tasks, atol, loss_rtol):
@@ -214,7 +214,7 @@ def test_mirrored_zero_forgetting_is_bitwise_and_copies_stay_equal(mirrored_runs
     # both devices.
     unequal = [
         str(name) for name, key in zip(
-            mirrored["names"], sorted(k for k in mirrored if k.startswith("copies_equal_1/"))
+            mirrored["names_1"], sorted(k for k in mirrored if k.startswith("copies_equal_1/"))
         ) if not mirrored[key]
     ]
     assert not unequal, f"replica copies differ: {unequal}"
