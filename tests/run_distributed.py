@@ -19,7 +19,7 @@ global batch between its replicas). It saves the loss after every step, every
 variable after each task (by position; `names` holds their paths) and whether
 every replica's copy of it is equal, each task's stored kernel mask, and the
 outputs of task 0 when it finished and after task 1, through a distributed
-`predict()` and through a plain call.
+`predict()` and through a plain call; and the model itself (`<run>.keras`).
 """
 
 import json
@@ -140,7 +140,8 @@ def train(backbone, strategy, tasks):
         )
         result[f"call_task0_after_{index}"] = model(tasks[0][2], training=False).numpy()
     result["losses"] = np.asarray(losses.losses)
-    return result
+    result["task0_test_images"] = tasks[0][2]
+    return result, model
 
 
 def _stable_name(path):
@@ -152,9 +153,10 @@ def main():
     tasks = task_data()
     for backbone in BACKBONES:
         for label, strategy in STRATEGIES.items():
-            result = train(backbone, strategy, tasks)
-            path = os.path.join(OUT_DIR, f"{backbone}_{label}.npz")
-            np.savez(path, **{k: np.asarray(v) for k, v in result.items()})
+            result, model = train(backbone, strategy, tasks)
+            path = os.path.join(OUT_DIR, f"{backbone}_{label}")
+            np.savez(path + ".npz", **{k: np.asarray(v) for k, v in result.items()})
+            model.save(path + ".keras")
             print(json.dumps({"run": f"{backbone}_{label}", "replicas": result["replicas"]}))
 
 

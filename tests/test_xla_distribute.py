@@ -154,7 +154,9 @@ def mirrored_runs(tmp_path_factory):
     """LeNet-5 and a small BN backbone, each on one device and on 2 mirrored CPU devices."""
     out = tmp_path_factory.mktemp("mirrored")
     _run_script("mirrored", str(out), "lenet5", "small_bn")
-    return {path.stem: _load(path) for path in out.glob("*.npz")}
+    runs = {path.stem: _load(path) for path in out.glob("*.npz")}
+    runs["paths"] = {stem: str(out / stem) for stem in runs}
+    return runs
 
 
 def _variables(run, task):
@@ -220,19 +222,43 @@ def test_mirrored_zero_forgetting_is_bitwise_and_copies_stay_equal(mirrored_runs
     assert not unequal, f"replica copies differ: {unequal}"
 
 
+@pytest.mark.slow
+def test_model_saved_under_mirrored_strategy_loads_without_it(mirrored_runs, tmp_path):
+    # The fixture's files live on; its .keras files sit beside the .npz ones.
+    mirrored = mirrored_runs["lenet5_mirrored"]
+    loaded = keras.saving.load_model(mirrored_runs["paths"]["lenet5_mirrored"] + ".keras")
+    assert loaded.num_tasks == 2 and loaded.finished_tasks == [0, 1]
+    loaded.select_task(0)
+    np.testing.assert_array_equal(
+        loaded(mirrored["task0_test_images"], training=False).numpy(),
+        mirrored["call_task0_after_1"],
+    )
+
+
+def test_cli_run_takes_a_strategy():
+    from keras_grown import cli
+
+    parser = cli.build_parser()
+    assert parser.parse_args(["run"]).strategy == "none"
+    for name in ("mirrored", "multiworker"):
+        assert parser.parse_args(["run", "--strategy", name]).strategy == name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--strategy", "tpu"])
+
+
 def _free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_multi_worker_mirrored_strategy_on_two_local_workers(tmp_path):
+def _start_two_workers(command):
+    """Starts `command` as worker 0 and worker 1 of a cluster on 127.0.0.1 (TF_CONFIG)."""
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    processes = [
+    return [
         subprocess.Popen(
-            [sys.executable, SCRIPT, "multiworker", str(tmp_path), "lenet5"],
+            command,
             env={
                 **os.environ,
                 "TF_CONFIG": json.dumps(
@@ -240,18 +266,33 @@ def test_multi_worker_mirrored_strategy_on_two_local_workers(tmp_path):
                 ),
             },
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=os.path.dirname(HERE),
         )
         for index in range(2)
     ]
+
+
+def _wait_for(processes, timeout=900):
     try:
-        _run_script("single", str(tmp_path), "lenet5")
-        outputs = [process.communicate(timeout=900) for process in processes]
+        outputs = [process.communicate(timeout=timeout) for process in processes]
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
     for process, (_, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-4000:]
+    return outputs
+
+
+@pytest.mark.slow
+def test_multi_worker_mirrored_strategy_on_two_local_workers(tmp_path):
+    processes = _start_two_workers(
+        [sys.executable, SCRIPT, "multiworker", str(tmp_path), "lenet5"]
+    )
+    try:
+        _run_script("single", str(tmp_path), "lenet5")
+    finally:
+        _wait_for(processes)
     single = _load(tmp_path / "lenet5_single.npz")
     workers = [_load(tmp_path / f"lenet5_worker{index}.npz") for index in range(2)]
     assert [int(w["replicas"]) for w in workers] == [2, 2]
@@ -263,3 +304,28 @@ def test_multi_worker_mirrored_strategy_on_two_local_workers(tmp_path):
         np.testing.assert_array_equal(
             workers[0][f"{how}_task0_after_1"], workers[0][f"{how}_task0_after_0"]
         )
+    # A model saved by a worker loads without any strategy.
+    loaded = keras.saving.load_model(tmp_path / "lenet5_worker1.keras")
+    loaded.select_task(0)
+    np.testing.assert_array_equal(
+        loaded(workers[1]["task0_test_images"], training=False).numpy(),
+        workers[1]["call_task0_after_1"],
+    )
+
+
+@pytest.mark.slow
+def test_cli_run_with_multiworker_strategy_on_two_local_workers(tmp_path):
+    out = tmp_path / "run"
+    _wait_for(_start_two_workers([
+        sys.executable, "-m", "keras_grown.cli", "run", "--strategy", "multiworker",
+        "--stream", "split_fashion_mnist", "--num-tasks", "2", "--train-per-task", "64",
+        "--epochs", "1", "--batch-size", "16", "--no-tensorboard", "--seed", "0",
+        "--out", str(out),
+    ]))
+    # The chief writes OUT; worker 1 its own copy in OUT/worker_1.
+    chief = json.loads((out / "results.json").read_text())
+    other = json.loads((out / "worker_1" / "results.json").read_text())
+    assert chief["machine"]["replicas"] == 2 and chief["settings"]["strategy"] == "multiworker"
+    assert chief["result"]["accuracy"] == other["result"]["accuracy"]
+    assert chief["result"]["model_size"] == other["result"]["model_size"]
+    assert chief["backward_transfer"] == 0.0
