@@ -9,6 +9,8 @@ import time
 
 from keras_grown.version import __version__
 
+STRATEGIES = ("none", "mirrored", "multiworker")
+
 STREAMS = (
     "split_fashion_mnist",
     "permuted_fashion_mnist",
@@ -82,6 +84,11 @@ def build_parser():
     run.add_argument("--max-growth-rounds", type=int, default=2)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--jit-compile", action="store_true", help="compile with XLA")
+    run.add_argument("--strategy", default="none", choices=STRATEGIES,
+                     help="train under a tf.distribute strategy: 'mirrored' (every local GPU, "
+                          "MirroredStrategy) or 'multiworker' (the machines TF_CONFIG names, "
+                          "MultiWorkerMirroredStrategy; start the same command on each). "
+                          "--batch-size is the global batch, split between the replicas")
     run.add_argument("--compare-scratch", action="store_true",
                      help="also train one full-size plain network per task (Scratch) and report both")
     run.add_argument("--tensorboard", dest="tensorboard", action="store_true", default=True,
@@ -104,6 +111,20 @@ def build_parser():
     return parser
 
 
+def _distribution_strategy(name):
+    """The tf.distribute strategy `--strategy` names (the default strategy for 'none')."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            print("keras-grown run: TF_CONFIG is not set; MultiWorkerMirroredStrategy runs "
+                  "this machine as its only worker.", file=sys.stderr, flush=True)
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 def _stream(args):
     from keras_grown import datasets
 
@@ -117,6 +138,18 @@ def _stream(args):
 
 
 def command_run(args):
+    # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
+    strategy = _distribution_strategy(args.strategy)
+    if not strategy.extended.should_checkpoint:
+        # Every worker runs the same program; only the chief writes to --out.
+        args.out = os.path.join(args.out, f"worker_{strategy.cluster_resolver.task_id}")
+    # The model, its optimizers and every model learn() builds or restores
+    # (scratch references, a resumed checkpoint) belong to the strategy.
+    with strategy.scope():
+        return _learn_and_report(args, strategy)
+
+
+def _learn_and_report(args, strategy):
     import keras
 
     import keras_grown as kg
@@ -139,7 +172,8 @@ def command_run(args):
         callbacks.append(kg.callbacks.GrowthMonitor(os.path.join(args.out, "tensorboard")))
     print(f"keras-grown {__version__}: GROWN on {args.stream} ({len(stream)} tasks), "
           f"backbone {args.backbone}, seed_ratio {args.seed_ratio}, capacity {args.capacity}, "
-          f"l0_lambda {args.l0_lambda}, target {args.target}", flush=True)
+          f"l0_lambda {args.l0_lambda}, target {args.target}, "
+          f"{strategy.num_replicas_in_sync} replica(s)", flush=True)
     start = time.perf_counter()
     result = learn(
         model, stream, epochs=args.epochs, target=args.target,
@@ -158,7 +192,7 @@ def command_run(args):
         "command": " ".join(["keras-grown"] + sys.argv[1:]),
         "version": __version__,
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count()},
+                    "cpus": os.cpu_count(), "replicas": strategy.num_replicas_in_sync},
         "settings": {k: v for k, v in vars(args).items() if k != "func"},
         "average_accuracy": matrix.average_accuracy(),
         "backward_transfer": matrix.backward_transfer(),
