@@ -93,9 +93,11 @@ def _full_size_twin(model):
         attentive_mask=False, learnable_growth=False, tasks=[], growth_enabled=False,
         selected_task=None,
     )
-    twin = GrownModel.from_config(config)
-    if model._compile_kwargs is not None:
-        twin.compile(**model._compile_kwargs)
+    # Trained under the same tf.distribute strategy as the model it stands for.
+    with model.distribute_strategy.scope():
+        twin = GrownModel.from_config(config)
+        if model._compile_kwargs is not None:
+            twin.compile(**model._compile_kwargs)
     return twin
 
 
