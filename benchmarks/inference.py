@@ -35,7 +35,10 @@ def main(argv=None):
     arguments.add_argument("--batch-lenet", type=int, default=256)
     arguments.add_argument("--batch-vgg", type=int, default=32)
     arguments.add_argument(
-        "--repeats-vgg", type=int, default=3, help="rounds for VGG16-BN (slow on a CPU)"
+        "--repeats-vgg-jit",
+        type=int,
+        default=3,
+        help="rounds for VGG16-BN under XLA (very slow on a CPU)",
     )
     arguments.add_argument("--capacity", type=float, default=2.0)
     arguments.add_argument("--seed-ratio", type=float, default=0.5)
@@ -88,7 +91,9 @@ def main(argv=None):
             once = max(warm["grown"](), 1e-6)
             steps = max(1, int(round(args.seconds / once)))
             runners = {k: networks.forward_runner(m, x, steps, jit) for k, m in contenders.items()}
-            rounds = args.repeats if backbone == "lenet5" else min(args.repeats, args.repeats_vgg)
+            rounds = args.repeats
+            if backbone != "lenet5" and mode == "jit":
+                rounds = min(args.repeats, args.repeats_vgg_jit)
             times = harness.interleaved(runners, rounds)
             result = {
                 "backbone": backbone,
@@ -99,7 +104,8 @@ def main(argv=None):
                 "grown_ratio": harness.ratios(times["grown"], times["full"]),
                 "export_ratio": harness.ratios(times["export"], times["full"]),
                 "size": size.ratio,
-                "export_weights": export.export_size(grown, 0).total,
+                "export_width": export.export_size(grown, 0).kernel_weights
+                / grown.full_size_weights,
                 "difference": difference,
             }
             results.append(result)
@@ -116,6 +122,7 @@ def main(argv=None):
                     harness.format_seconds(median["allocated"]),
                     harness.format_ratio(result["grown_ratio"]),
                     harness.format_ratio(result["export_ratio"]),
+                    f"{result['export_width']:.2f}x",
                     f"{difference:.1e}",
                 ]
             )
@@ -130,7 +137,9 @@ def main(argv=None):
         "`model(x, training=False)` after warm-up, contenders interleaved; ratio = median "
         "[min-max] of per-round ratios against the plain full-size network. "
         "*max diff* is the largest absolute difference between the export's and the "
-        "GrownModel's probabilities. LeNet-5 on real Fashion-MNIST, VGG16-BN on random "
+        "GrownModel's probabilities; *export kernels / full-size kernels* is the size of the "
+        "export's conv/dense kernels (kept input x kept output channels) over one full-size "
+        "backbone's. LeNet-5 on real Fashion-MNIST, VGG16-BN on random "
         "images (briefly trained, so its masks are not those of a real run).",
         "",
         harness.table(
@@ -145,6 +154,7 @@ def main(argv=None):
                 "plain allocated",
                 "GrownModel / full-size",
                 "export / full-size",
+                "export kernels / full-size kernels",
                 "max diff",
             ],
             rows,

@@ -70,6 +70,7 @@ def main(argv=None):
         keras.backend.clear_session()
         gc.collect()
     noise_rows = noise_kernels(tf, keras, args)
+    sampling_rows = sampling_formulations(tf, keras, args)
     inference_rows = inference_ablations(networks, tf, args)
 
     lines = [
@@ -84,6 +85,12 @@ def main(argv=None):
         "compiled alone:",
         "",
         harness.table(["mode", "random-number generator", "time"], noise_rows),
+        "",
+        "One mask of that size sampled (straight-through Gumbel-Sigmoid, concrete form) and "
+        "its gradient, forward + backward, in the library's formulation and in a fused one "
+        "with the same forward value and gradient:",
+        "",
+        harness.table(["mode", "formulation", "time"], sampling_rows),
         "",
         f"Inference of finished task 0, batch {args.inference_batch}, graph mode:",
         "",
@@ -230,6 +237,80 @@ def noise_kernels(tf, keras, args):
                     f"`{name}`",
                     harness.format_seconds(harness.summarize(times[name])["median"]),
                 ]
+            )
+    return rows
+
+
+def current_sampling(tf, score, generator):
+    """`keras_grown.masks.straight_through_gumbel_sigmoid` as the library computes it."""
+    from keras_grown import masks
+
+    return masks.straight_through_gumbel_sigmoid(score, 1.0, generator, "concrete", True)
+
+
+def fused_sampling(tf, score, generator, temperature=1.0):
+    """The same forward value and gradient with fewer full-size operations.
+
+    One Philox uniform; the logistic noise as `log(u / (1 - u))` (one log);
+    the hard value as `score + noise > 0` (`sigmoid(z / T) > 0.5` exactly when
+    `z > 0`); the straight-through gradient `dL/dm * sigmoid'(z / T) / T` in a
+    custom gradient, so the sigmoid is computed in the backward pass only.
+    """
+    from keras.src.random.seed_generator import draw_seed
+
+    seed = tf.cast(tf.math.floormod(draw_seed(generator), tf.int32.max - 1), "int32")
+    u = tf.random.stateless_uniform(
+        tf.shape(score), seed=seed, minval=1e-6, maxval=1.0 - 1e-6, alg="philox"
+    )
+    noise = tf.math.log(u / (1.0 - u))
+
+    @tf.custom_gradient
+    def straight_through(score):
+        z = score + noise
+        hard = tf.cast(z > 0.0, score.dtype)
+
+        def gradient(upstream):
+            soft = tf.sigmoid(z / temperature)
+            return upstream * soft * (1.0 - soft) / temperature
+
+        return hard, gradient
+
+    return straight_through(score)
+
+
+def sampling_formulations(tf, keras, args):
+    """Forward + backward of one sampled mask (fc1's size) in the two formulations."""
+    shape = (1600, 1600) if not args.quick else (64, 64)
+    score = tf.Variable(tf.random.normal(shape))
+    weights = tf.random.normal(shape)
+    generator = keras.random.SeedGenerator(args.seed)
+    rows = []
+    for mode in args.modes.split(","):
+        jit = mode == "jit"
+        runners = {}
+        for name, sample in (
+            ("library (`straight_through_gumbel_sigmoid`)", current_sampling),
+            ("fused (philox, one log, custom gradient)", fused_sampling),
+        ):
+
+            @tf.function(jit_compile=jit)
+            def step(sample=sample):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(sample(tf, score, generator) * weights)
+                return tape.gradient(loss, score)
+
+            step().numpy()
+
+            def run(step=step):
+                start = time.perf_counter()
+                step().numpy()
+                return time.perf_counter() - start
+
+            runners[name] = run
+        times = harness.interleaved(runners, max(3, args.repeats))
+        for name in runners:
+            rows.append(
+                [mode, name, harness.format_seconds(harness.summarize(times[name])["median"])]
             )
     return rows
 

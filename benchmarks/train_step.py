@@ -38,7 +38,10 @@ def main(argv=None):
     arguments.add_argument("--batch-lenet", type=harness.int_list, default=[64, 256])
     arguments.add_argument("--batch-vgg", type=harness.int_list, default=[16])
     arguments.add_argument(
-        "--repeats-vgg", type=int, default=3, help="rounds for VGG16-BN (slow on a CPU)"
+        "--repeats-vgg-jit",
+        type=int,
+        default=3,
+        help="rounds for VGG16-BN under XLA (very slow on a CPU)",
     )
     arguments.add_argument("--capacity", type=float, default=2.0)
     arguments.add_argument("--seed-ratio", type=float, default=0.5)
@@ -74,8 +77,8 @@ def main(argv=None):
         f"capacity {args.capacity}) against plain Keras networks with the same conv/dense "
         "shapes at the allocated width (capacity x full-size) and at the full-size width. "
         "`train_function(iterator)` on one repeated batch, after warm-up; contenders "
-        f"interleaved over {args.repeats} rounds ({min(args.repeats, args.repeats_vgg)} for "
-        "VGG16-BN); ratio = median [min-max] of the per-round "
+        f"interleaved over {args.repeats} rounds ({min(args.repeats, args.repeats_vgg_jit)} for "
+        "VGG16-BN with XLA); ratio = median [min-max] of the per-round "
         "ratios. LeNet-5 on real Fashion-MNIST, VGG16-BN on random 32x32x3 images. "
         "graph = `jit_compile=False` (tf.function), jit = `jit_compile=True` (XLA).",
         "",
@@ -140,7 +143,9 @@ def measure(networks, backbone, mode, batch, args):
     once = warm["grown"]()
     steps = max(1, int(round(args.seconds / max(once, 1e-6))))
     runners = {name: networks.step_runner(m, x, y, steps) for name, m in contenders.items()}
-    rounds = args.repeats if backbone == "lenet5" else min(args.repeats, args.repeats_vgg)
+    rounds = args.repeats
+    if backbone != "lenet5" and mode == "jit":
+        rounds = min(args.repeats, args.repeats_vgg_jit)
     times = harness.interleaved(runners, rounds)
     return {
         "backbone": backbone,
