@@ -135,7 +135,7 @@ def test_xla_every_method(fashion_stream, name):
 
 
 # ------------------------------------------------------------ tf.distribute
-def _run_script(*args, env=None, timeout=900):
+def _run_script(*args, env=None, timeout=1800):
     completed = subprocess.run(
         [sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})}, cwd=os.path.dirname(HERE),
@@ -272,15 +272,19 @@ def _start_two_workers(command):
     ]
 
 
-def _wait_for(processes, timeout=900):
+def _wait_for(processes, timeout=1800):
     try:
         outputs = [process.communicate(timeout=timeout) for process in processes]
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
-    for process, (_, stderr) in zip(processes, outputs):
-        assert process.returncode == 0, stderr[-4000:]
+    failed = [
+        f"worker {index} (exit {process.returncode}):\n{stderr[-3000:]}"
+        for index, (process, (_, stderr)) in enumerate(zip(processes, outputs))
+        if process.returncode != 0
+    ]
+    assert not failed, "\n\n".join(failed)
     return outputs
 
 
@@ -326,6 +330,8 @@ def test_cli_run_with_multiworker_strategy_on_two_local_workers(tmp_path):
     chief = json.loads((out / "results.json").read_text())
     other = json.loads((out / "worker_1" / "results.json").read_text())
     assert chief["machine"]["replicas"] == 2 and chief["settings"]["strategy"] == "multiworker"
-    assert chief["result"]["accuracy"] == other["result"]["accuracy"]
+    # Both trained and measured the same model (times aside).
+    for key in ("accuracy", "model_size"):
+        assert chief["result"]["accuracy"][key] == other["result"]["accuracy"][key]
     assert chief["result"]["model_size"] == other["result"]["model_size"]
     assert chief["backward_transfer"] == 0.0
