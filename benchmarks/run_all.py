@@ -8,6 +8,7 @@ section of this device are gathered into a summary section at the top.
     python benchmarks/run_all.py                 # what `make bench` runs
     python benchmarks/run_all.py --quick --output /tmp/BENCHMARKS.md
     python benchmarks/run_all.py --only train_step,inference
+    python benchmarks/run_all.py --summary-only   # after running one script by hand
 """
 
 import argparse
@@ -30,7 +31,13 @@ def main(argv=None):
     arguments.add_argument("--repeats", type=int, default=None, help="passed to every benchmark")
     arguments.add_argument("--output", type=Path, default=harness.DEFAULT_OUTPUT)
     arguments.add_argument("--only", default=",".join(BENCHMARKS))
+    arguments.add_argument(
+        "--summary-only", action="store_true", help="only rewrite the summary of the targets"
+    )
     args = arguments.parse_args(argv)
+    if args.summary_only:
+        summarize(args.output, args.quick)
+        return 0
     chosen = [name for name in args.only.split(",") if name]
     unknown = sorted(set(chosen) - set(BENCHMARKS))
     if unknown:

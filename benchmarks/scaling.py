@@ -181,6 +181,9 @@ def main(argv=None):
         f"which also traces the first steps, left out): {growth:.2f}x. The allocated width "
         "is fixed, so the compute of a step does not grow with t; the model size does "
         f"({last['size'][0]:.2f}x -> {last['size'][-1]:.2f}x).",
+        "- The accuracy column is context, not a result: this budget (one epoch of a small "
+        "training set) measures time; on 10-class tasks GROWN's noisy masks learn slower in "
+        "the first steps than a plain network does.",
         harness.verdict(
             "train time per task, last quarter / first quarter (flat = 1.0)", growth, 1.1
         ),
