@@ -38,7 +38,7 @@ def at(series, step):
 
 def test_learn_writes_growth_size_selection_and_task_boundaries(tmp_path, fashion_stream):
     kg.set_seed(0)
-    model = kg.GrownModel("lenet5", seed=0)
+    model = kg.GrownModel("lenet5", l0_lambda=1e-3, seed=0)
     monitor = GrowthMonitor(tmp_path / "growth")
     epoch_logs = []
     recorder = keras.callbacks.LambdaCallback(
@@ -126,7 +126,7 @@ def test_learn_writes_growth_size_selection_and_task_boundaries(tmp_path, fashio
 
 def test_manual_loop_reports_an_unreported_task_at_the_next_fit(tmp_path, fashion_stream):
     kg.set_seed(1)
-    model = kg.GrownModel("lenet5", seed=1)
+    model = kg.GrownModel("lenet5", l0_lambda=1e-3, seed=1)
     monitor = GrowthMonitor(str(tmp_path), histograms=True)
     tasks = list(fashion_stream)[:2]
 
