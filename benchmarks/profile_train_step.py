@@ -11,6 +11,9 @@ others and with the plain network of the same allocated width:
   `auto_select`). Same math, same distribution; only the random-number kernel
   differs. (The benchmark patches `keras_grown.masks.logistic_noise` in its own
   process; the library is unchanged.)
+* **sampling, scores not trained**: the masks are sampled as usual but the
+  scores are not trainable: no gradient flows to them and the mask optimizer
+  has nothing to update.
 * **no sampling**: the masks are not sampled (selective, attentive and grown
   masks all ones, growth off): what is left is the owner/frozen/free storage
   (`where`), the mask multiply and the second optimizer.
@@ -96,9 +99,12 @@ def main(argv=None):
         "",
         harness.table(["variant", "time per batch", "/ plain full-size"], inference_rows),
         "",
-        "Reading: *as is* - *no sampling* is the price of sampling the masks; *no sampling* "
+        "Reading: *as is* - *sampling, scores not trained* is the price of training the "
+        "scores (their gradient and the mask optimizer's Adam over the selective and "
+        "attentive scores, each as large as the mask); *scores not trained* - *no sampling* "
+        "is the price of sampling the masks; *no sampling* "
         "- *plain* is the storage (`where` over owner/frozen/free, the mask multiply, the "
-        "mask optimizer); *mask math only* is the part that scales with the number of "
+        "l0 and growth metrics); *mask math only* is the part that scales with the number of "
         "weights, not the batch, so the ratio falls as the batch grows.",
     ]
     harness.report(args, "profile", TITLE, "\n".join(lines))
@@ -108,6 +114,7 @@ def main(argv=None):
 ABLATIONS = {
     "as_is": "GrownModel as is",
     "philox": "philox noise",
+    "frozen_scores": "sampling, scores not trained",
     "no_sampling": "no sampling (masks all ones)",
     "mask_math": "mask math only (no conv/matmul)",
     "plain": "plain, allocated width",
@@ -143,6 +150,11 @@ def train_ablations(networks, tf, mode, args):
 
     models = {"as_is": grown()}
     models["philox"] = grown()
+    models["frozen_scores"] = grown()
+    for layer in models["frozen_scores"].grown_layers:
+        for score in layer.score_variables:
+            score.trainable = False
+    models["frozen_scores"].train_function = None
     models["no_sampling"] = grown()
     for layer in models["no_sampling"].grown_layers:
         layer.selective_learned = layer.attentive_learned = False
