@@ -33,3 +33,27 @@ def assert_weights_unchanged(model, before):
     assert len(after) == len(before), "variables were added or removed"
     for old, new in zip(before, after):
         np.testing.assert_array_equal(old, new)
+
+
+def _rss_mib():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.fixture(autouse=True)
+def _free_memory_between_tests(request):
+    """Drops each test's Keras state and unreferenced models; logs RSS if asked."""
+    yield
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+    log = os.environ.get("KERAS_GROWN_RSS_LOG")
+    if log:
+        with open(log, "a") as out:
+            out.write(f"{os.getpid()} {_rss_mib():.0f} {request.node.nodeid}\n")
