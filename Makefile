@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PYTEST_ARGS ?= -n 2 -m "not slow"
+# One pytest process per test file, two at a time (scripts/run_tests.py says why).
+TEST_JOBS ?= 2
+PYTEST_ARGS ?= -m "not slow"
 
 .PHONY: install data test test-all demo bench clean
 
@@ -20,10 +22,10 @@ data:
 	bash scripts/ensure_fashion_mnist.sh
 
 test: install data
-	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
+	$(BIN)/python scripts/run_tests.py -j $(TEST_JOBS) $(PYTEST_ARGS) tests
 
 test-all: install data
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python scripts/run_tests.py -j $(TEST_JOBS) tests
 
 demo: install data
 	$(BIN)/keras-grown run --stream split_fashion_mnist --backbone lenet5 --out runs/demo

@@ -44,7 +44,17 @@ def _machine(device_key="cpu"):
     }
 
 
-@pytest.mark.parametrize("script", sorted(SCRIPTS))
+# The two slowest smoke runs (42 s and 28 s on 2 cores) are in the slow suite.
+SLOW_SCRIPTS = ("memory", "profile_train_step")
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(name, marks=pytest.mark.slow) if name in SLOW_SCRIPTS else name
+        for name in sorted(SCRIPTS)
+    ],
+)
 def test_quick_run_writes_its_section(tmp_path, script):
     output = tmp_path / "BENCHMARKS.md"
     _module(script).main(["--quick", "--output", str(output)])

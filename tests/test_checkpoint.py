@@ -62,8 +62,11 @@ def _assert_same_run(a, b):
             np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("make", [_grown, lambda: methods.EWC(seed=0, fisher_samples=32)],
-                         ids=["grown", "ewc"])
+@pytest.mark.parametrize(
+    "make",
+    [_grown, pytest.param(lambda: methods.EWC(seed=0, fisher_samples=32), marks=pytest.mark.slow)],
+    ids=["grown", "ewc"],
+)
 def test_resume_after_a_crash_inside_a_task_is_bitwise(make, three_tasks, tmp_path):
     settings = dict(epochs=1, batch_size=32, seed=3)
     reference = kg.learn(make(), three_tasks, checkpoint_dir=str(tmp_path / "a"), **settings)

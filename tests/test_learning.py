@@ -72,15 +72,15 @@ def test_learn_rejects_bad_arguments(small_stream, kwargs, message):
 def test_cli_run_writes_results(tmp_path, capsys):
     out = tmp_path / "run"
     code = cli.main([
-        "run", "--stream", "split_fashion_mnist", "--num-tasks", "5", "--train-per-task", "128",
+        "run", "--stream", "split_fashion_mnist", "--num-tasks", "2", "--train-per-task", "128",
         "--epochs", "1", "--out", str(out), "--seed", "0", "--compare-scratch",
     ])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["backward_transfer"] == 0.0
-    assert len(results["result"]["model_size"]) == 5
+    assert len(results["result"]["model_size"]) == 2
     assert 0.0 < results["average_accuracy"] <= 1.0
-    assert results["scratch"]["final_model_size"] == 5.0
+    assert results["scratch"]["final_model_size"] == 2.0
     assert 0.0 < results["scratch"]["average_accuracy"] <= 1.0
     assert "| Scratch |" in (out / "accuracy.md").read_text()
     assert "after" in (out / "accuracy.md").read_text()

@@ -52,7 +52,12 @@ OPTIMIZERS = {
 }
 
 
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+# Adam in the fast suite; AdamW (decoupled weight decay) and SGD with
+# momentum (slots that keep moving) in the slow one: same test, 25 s each.
+@pytest.mark.parametrize(
+    "optimizer",
+    ["adam"] + [pytest.param(name, marks=pytest.mark.slow) for name in ("adamw", "sgd_momentum")],
+)
 def test_zero_forgetting_is_bitwise(fashion_stream, optimizer, tmp_path):
     keras.utils.set_random_seed(1)
     model = kg.GrownModel("lenet5", seed_ratio=0.5, capacity=2.0, l0_lambda=1e-3, seed=1)
@@ -128,6 +133,7 @@ def test_larger_lambda_grows_fewer_channels(fashion_stream):
     assert grown[0.0] > grown[5.0] > grown[500.0], grown
 
 
+@pytest.mark.slow  # XLA stays in the fast suite: test_xla_distribute.py
 def test_fit_with_xla(fashion_stream):
     model = kg.GrownModel("lenet5", seed=4)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
