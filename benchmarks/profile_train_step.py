@@ -5,12 +5,12 @@ separate model traced under its own setting and timed interleaved with the
 others and with the plain network of the same allocated width:
 
 * **as is**: the GrownModel step.
-* **philox noise**: the same step with the Gumbel noise drawn by
-  `tf.random.stateless_uniform(..., alg="philox")` instead of
-  `keras.random.uniform` (whose TensorFlow backend leaves the algorithm to
-  `auto_select`). Same math, same distribution; only the random-number kernel
-  differs. (The benchmark patches `keras_grown.masks.logistic_noise` in its own
-  process; the library is unchanged.)
+* **auto_select noise (before 0.1.0)**: the same step with the Gumbel noise
+  drawn as the library did before: `keras.random.uniform`, whose TensorFlow
+  backend leaves the algorithm to `auto_select`, and two logs. The library
+  now names Philox and takes one log. Same distribution; only the
+  random-number kernel differs. (The benchmark patches
+  `keras_grown.masks.logistic_noise` in its own process.)
 * **sampling, scores not trained**: the masks are sampled as usual but the
   scores are not trainable: no gradient flows to them and the mask optimizer
   has nothing to update.
@@ -113,7 +113,7 @@ def main(argv=None):
 
 ABLATIONS = {
     "as_is": "GrownModel as is",
-    "philox": "philox noise",
+    "auto_select": "auto_select noise (before 0.1.0)",
     "frozen_scores": "sampling, scores not trained",
     "no_sampling": "no sampling (masks all ones)",
     "mask_math": "mask math only (no conv/matmul)",
@@ -121,14 +121,12 @@ ABLATIONS = {
 }
 
 
-def philox_noise(shape, seed):
-    """`keras_grown.masks.logistic_noise` with an explicit Philox generator."""
-    import tensorflow as tf
-    from keras.src.random.seed_generator import draw_seed
+def auto_select_noise(shape, seed):
+    """The noise before 0.1.0: `keras.random.uniform` (`auto_select`), two logs."""
+    import keras
 
-    seed = tf.cast(tf.math.floormod(draw_seed(seed), tf.int32.max - 1), "int32")
-    u = tf.random.stateless_uniform(shape, seed=seed, minval=1e-6, maxval=1.0 - 1e-6, alg="philox")
-    return tf.math.log(u) - tf.math.log1p(-u)
+    u = keras.random.uniform(shape, minval=1e-6, maxval=1.0 - 1e-6, seed=seed)
+    return keras.ops.log(u) - keras.ops.log1p(-u)
 
 
 def train_ablations(networks, tf, mode, args):
@@ -149,7 +147,7 @@ def train_ablations(networks, tf, mode, args):
         )
 
     models = {"as_is": grown()}
-    models["philox"] = grown()
+    models["auto_select"] = grown()
     models["frozen_scores"] = grown()
     for layer in models["frozen_scores"].grown_layers:
         for score in layer.score_variables:
@@ -166,8 +164,8 @@ def train_ablations(networks, tf, mode, args):
     runners = {}
     original = masks.logistic_noise
     for name, model in models.items():
-        if name == "philox":
-            masks.logistic_noise = philox_noise
+        if name == "auto_select":
+            masks.logistic_noise = auto_select_noise
         try:
             runners[name] = networks.step_runner(model, x, y, 1)
             runners[name]()  # trace under the patch
@@ -224,11 +222,11 @@ def noise_kernels(tf, keras, args):
     for mode in args.modes.split(","):
         jit = mode == "jit"
         functions = {
-            "keras.random.uniform (auto_select)": tf.function(
-                lambda: masks.logistic_noise(shape, generator), jit_compile=jit
+            "keras.random.uniform (auto_select), before 0.1.0": tf.function(
+                lambda: auto_select_noise(shape, generator), jit_compile=jit
             ),
-            'tf.random.stateless_uniform(alg="philox")': tf.function(
-                lambda: philox_noise(shape, generator), jit_compile=jit
+            'library now: tf.random.stateless_uniform(alg="philox")': tf.function(
+                lambda: masks.logistic_noise(shape, generator), jit_compile=jit
             ),
         }
         runners = {}
