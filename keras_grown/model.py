@@ -2,6 +2,7 @@
 
 import dataclasses
 import inspect
+import warnings
 
 import keras
 import numpy as np
@@ -840,7 +841,13 @@ class GrownModel(keras.Model):
 
             try:
                 cache[task] = export.build_task_model(self, task)
-            except ValueError:
+            except Exception as error:  # the masked path is always correct
+                warnings.warn(
+                    f"Compact inference is off for task {task}: the export could not convert "
+                    f"this backbone ({type(error).__name__}: {error}). Predictions use the "
+                    "masked network; pass compact_inference=False to silence this.",
+                    stacklevel=2,
+                )
                 cache[task] = None
         return cache[task]
 
