@@ -184,3 +184,25 @@ def test_a_new_task_starts_from_the_previous_tasks_biases():
     np.testing.assert_array_equal(dense._task_variables[1]["bias"].numpy(), trained)
     assert dense._task_variables[1]["bias"].trainable
     assert not dense._task_variables[0]["bias"].trainable
+
+
+def test_compact_inference_falls_back_to_the_masked_network_with_a_warning():
+    # A plain weighted layer after a grown one (a shared BatchNormalization,
+    # not the per-task TaskBatchNorm) cannot be sliced per task: export
+    # refuses it, and a finished task's predictions come from the masked
+    # network, with a warning that says so.
+    def mixed(inputs):
+        x = keras.layers.Flatten()(inputs)
+        x = GrownDense(4, activation="relu", name="dense")(x)
+        return keras.layers.BatchNormalization(name="shared_bn")(x)
+
+    keras.utils.set_random_seed(0)
+    model = kg.GrownModel(mixed, input_shape=(6, 6, 1), seed=0)
+    images, labels = _data()
+    model.add_task((images, labels))
+    model.finish_task()
+    with pytest.warns(UserWarning, match="Compact inference is off for task 0"):
+        compact_try = model.predict(images, verbose=0)
+    assert model._inference_cache.models == {0: None}
+    model.compact_inference = False
+    np.testing.assert_array_equal(compact_try, model.predict(images, verbose=0))
