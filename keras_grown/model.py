@@ -2,6 +2,9 @@
 
 import dataclasses
 import inspect
+import os
+import shutil
+import tempfile
 import warnings
 
 import keras
@@ -217,6 +220,10 @@ class GrownModel(keras.Model):
         # Compact plain models of finished tasks for inference (not tracked:
         # they hold copies of frozen values, never saved with the model).
         self._inference_cache = _InferenceCache()
+        # fit() keeps a copy of what it may change (restored if it fails): in
+        # memory up to this many bytes, in a temporary folder above (None:
+        # always in memory).
+        self.fit_snapshot_memory_limit = 256 * 2**20
         self.seed = seed
 
         with growth_scope(
@@ -752,12 +759,11 @@ class GrownModel(keras.Model):
         state = [v for v in self.variables if id(v) not in frozen]
         for optimizer in (self.optimizer, self.mask_optimizer):
             state += list(optimizer.variables) if optimizer is not None else []
-        saved = [np.array(v.numpy(), copy=True) for v in state]
+        saved = _Snapshot(state, self.fit_snapshot_memory_limit)
         try:
             return super().fit(*bound.args[1:], **bound.kwargs)
         except Exception as error:
-            for variable, value in zip(state, saved):
-                variable.assign(value)
+            saved.restore()
             if isinstance(error, _NonFinite):
                 raise FloatingPointError(
                     f"fit() stopped: {error} while training task {self.current_task}. "
@@ -776,6 +782,8 @@ class GrownModel(keras.Model):
                     "its state before this fit() call."
                 ) from None
             raise
+        finally:
+            saved.discard()
 
     def evaluate(self, *args, **kwargs):
         self._check_selected()
@@ -1094,6 +1102,47 @@ def _label_range(dataset):
 
     low, high, count, finite = labels.reduce(init, step)
     return int(low), int(high), int(count), bool(finite)
+
+
+class _Snapshot:
+    """fit()'s copy of the variables it may change, restored if fit() fails.
+
+    Kept in host memory up to `limit` bytes; a larger copy (VGG16-BN at
+    capacity 2: about 1 GB with the optimizer's slots) is spilled to a
+    temporary folder, one `.npy` file per variable, so that it does not add to
+    the resident memory of training (it sits in the page cache, which the OS
+    reclaims). If the folder cannot be written, the copy stays in memory.
+    """
+
+    def __init__(self, variables, limit):
+        self.variables = list(variables)
+        self.folder = None
+        self.values = None
+        nbytes = sum(
+            int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in self.variables
+        )
+        if limit is not None and nbytes > limit:
+            try:
+                self.folder = tempfile.mkdtemp(prefix="keras_grown_fit_")
+                for index, variable in enumerate(self.variables):
+                    np.save(os.path.join(self.folder, f"{index}.npy"), variable.numpy())
+                return
+            except OSError:
+                self.discard()
+        self.values = [np.array(v.numpy(), copy=True) for v in self.variables]
+
+    def restore(self):
+        for index, variable in enumerate(self.variables):
+            if self.folder is not None:
+                variable.assign(np.load(os.path.join(self.folder, f"{index}.npy")))
+            else:
+                variable.assign(self.values[index])
+
+    def discard(self):
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+        self.values = None
 
 
 class _InferenceCache:

@@ -511,3 +511,30 @@ def test_set_seed_makes_two_learn_runs_bitwise_identical(op_determinism_restored
     assert len(runs[0][1]) == len(runs[1][1])
     for first, second in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(first, second)
+
+
+def test_a_failed_fit_restores_from_a_snapshot_spilled_to_disk(ctx, tmp_path, monkeypatch):
+    # A snapshot above fit_snapshot_memory_limit goes to a temporary folder:
+    # restored from there bitwise when training fails, and removed after.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    keras.utils.set_random_seed(0)
+    model = kg.GrownModel("lenet5", seed=0, l0_lambda=1e-3)
+    model.add_task((ctx.images, ctx.labels))
+    _fit(model, ctx.images, ctx.labels, batch_size=16)
+    model.fit_snapshot_memory_limit = 0  # always spill
+    seen = []
+
+    class Look(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(sorted(p.name for p in tmp_path.iterdir()))
+
+    model.compile(optimizer=keras.optimizers.SGD(1e12), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    before = weights_checksum(model)
+    with pytest.raises(FloatingPointError, match="restored to its state before this fit"):
+        _fit(model, ctx.images, ctx.labels, batch_size=8, epochs=2, callbacks=[Look()])
+    assert seen and seen[0] and seen[0][0].startswith("keras_grown_fit_")
+    assert_weights_unchanged(model, before)
+    assert list(tmp_path.iterdir()) == []
