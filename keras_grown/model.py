@@ -133,7 +133,7 @@ class GrownModel(keras.Model):
             a cached plain Keras model of only the channels and kernels the
             task uses (what `export_task` writes), not the masked network
             at the allocated width: the same predictions (max abs difference
-            about 1e-7) at a fraction of the cost. False keeps the masked
+            within 1e-5) at a fraction of the cost. False keeps the masked
             path (the training-time computation, hardened).
         seed: seed of the Gumbel noise (with `keras.utils.set_random_seed`
             for the rest).
