@@ -787,23 +787,24 @@ class GrownModel(keras.Model):
 
     def evaluate(self, *args, **kwargs):
         self._check_selected()
-        self._prepare_inference()
         return super().evaluate(*args, **kwargs)
 
     def predict(self, *args, **kwargs):
         self._check_selected()
-        self._prepare_inference()
         return super().predict(*args, **kwargs)
 
-    def predict_on_batch(self, x):
+    # Keras makes (eagerly) the step function of evaluate(), predict(),
+    # test_on_batch() and predict_on_batch() here, before tracing it: the one
+    # place to build the compact model the traced step will call.
+    def make_test_function(self, force=False):
         self._check_selected()
-        self._prepare_inference()
-        return super().predict_on_batch(x)
+        self._compact_model()
+        return super().make_test_function(force)
 
-    def test_on_batch(self, *args, **kwargs):
+    def make_predict_function(self, force=False):
         self._check_selected()
-        self._prepare_inference()
-        return super().test_on_batch(*args, **kwargs)
+        self._compact_model()
+        return super().make_predict_function(force)
 
     # ------------------------------------------------------------ inference
     @property
@@ -828,23 +829,23 @@ class GrownModel(keras.Model):
             and self.distribute_strategy is tf.distribute.get_strategy()
         )
 
-    def _prepare_inference(self):
-        """Builds (once) the compact model of the selected finished task.
+    def _compact_model(self):
+        """The compact model of the selected finished task, or None.
 
         A finished task's weights, masks, biases, batch-norm state and head
         are frozen, so its predictions can come from a plain Keras model of
         only the channels and kernels it uses (`export.build_task_model`):
         no mask is unpacked or applied per batch, no channel of the allocated
-        capacity it does not use is computed. Built eagerly (variables cannot
-        be created inside a traced step) and cached until weights are loaded
-        or trained again. Any backbone the export cannot convert keeps the
-        masked path.
+        capacity it does not use is computed. Built once, eagerly (variables
+        cannot be created inside a traced step; a trace only reads the
+        cache), and kept until weights are loaded or set. Any backbone the
+        export cannot convert keeps the masked path (cached as None).
         """
-        if not self._compact_allowed() or not tf.executing_eagerly():
+        if not self._compact_allowed():
             return None
         task = self._selected
         cache = self._inference_cache.models
-        if task not in cache:
+        if task not in cache and tf.executing_eagerly():
             from keras_grown import export
 
             try:
@@ -857,14 +858,15 @@ class GrownModel(keras.Model):
                     stacklevel=2,
                 )
                 cache[task] = None
-        return cache[task]
+        return cache.get(task)
 
     def clear_inference_cache(self):
         """Drops the compact inference models of finished tasks.
 
         They are rebuilt on the next `predict()`/`evaluate()`. Call it after
-        assigning to a finished task's variables by hand (loading, fitting,
-        `set_weights` and task changes clear it themselves).
+        assigning to a finished task's variables by hand; `load_weights()` and
+        `set_weights()` clear it themselves (training never changes a
+        finished task: its weights are frozen).
         """
         self._inference_cache.models.clear()
         self.predict_function = None
@@ -875,14 +877,11 @@ class GrownModel(keras.Model):
             raise ValueError("The model has no task yet. Call add_task() first.")
 
     def call(self, inputs, training=False):
-        if (training is None or training is False) and self._compact_allowed():
-            compact = self._inference_cache.models.get(self._selected)
-            if compact is None and tf.executing_eagerly():
-                compact = self._prepare_inference()
+        if training is None or training is False:
+            compact = self._compact_model()
             if compact is not None:
                 return compact(inputs, training=False)
         return self.heads(self.backbone(inputs, training=training))
-
 
     def _growth_terms(self):
         """(l0, growth_ratio) from the mask scores: tensor math only."""
@@ -1012,13 +1011,12 @@ class GrownModel(keras.Model):
         state = list(self.variables)
         for optimizer in (self.optimizer, self.mask_optimizer):
             state += list(optimizer.variables) if optimizer is not None else []
-        saved = [np.array(v.numpy(), copy=True) for v in state]
+        saved = _Snapshot(state, limit=None)
         self.clear_inference_cache()
         try:
             return super().load_weights(filepath, *args, **kwargs)
         except Exception as error:
-            for variable, value in zip(state, saved):
-                variable.assign(value)
+            saved.restore()
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise ValueError(
                 f"load_weights({path!r}) failed ({type(error).__name__}: {reason}); the model "
@@ -1107,7 +1105,7 @@ def _label_range(dataset):
 class _Snapshot:
     """fit()'s copy of the variables it may change, restored if fit() fails.
 
-    Kept in host memory up to `limit` bytes; a larger copy (VGG16-BN at
+    Kept in host memory up to `limit` bytes (None: always); a larger copy (VGG16-BN at
     capacity 2: about 1 GB with the optimizer's slots) is spilled to a
     temporary folder, one `.npy` file per variable, so that it does not add to
     the resident memory of training (it sits in the page cache, which the OS

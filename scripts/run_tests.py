@@ -60,7 +60,6 @@ def main(argv=None):
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *pytest_args,
              str(path)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=dict(os.environ),
         )
         seconds = time.monotonic() - begin
         lines = completed.stdout.strip().splitlines()

@@ -35,17 +35,10 @@ def assert_weights_unchanged(model, before):
         np.testing.assert_array_equal(old, new)
 
 
-def _rss_mib():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
 
 @pytest.fixture(autouse=True)
-def _free_memory_between_tests(request):
-    """Drops each test's Keras state and unreferenced models; logs RSS if asked."""
+def _free_memory_between_tests():
+    """Drops each test's Keras state and unreferenced models."""
     yield
     import gc
 
@@ -53,7 +46,3 @@ def _free_memory_between_tests(request):
 
     keras.backend.clear_session()
     gc.collect()
-    log = os.environ.get("KERAS_GROWN_RSS_LOG")
-    if log:
-        with open(log, "a") as out:
-            out.write(f"{os.getpid()} {_rss_mib():.0f} {request.node.nodeid}\n")
