@@ -153,3 +153,56 @@ def channel_sources(model):
         return result
 
     return input_on
+
+
+_MERGES = (keras.layers.Add, keras.layers.Maximum, keras.layers.Average, keras.layers.Subtract)
+
+
+def merged_channel_groups(model):
+    """Groups of grown layers whose outputs meet in an element-wise merge (`Add`, ...).
+
+    A task's step computes only some channels of each grown layer; tensors
+    that are added together must hold the same channels, so every layer of a
+    group computes the union of the group's channels (ResNet's blocks and
+    identity shortcuts chain a whole stage into one group). Layers in no
+    merge are not listed.
+
+    Returns:
+        A list of lists of grown layers.
+    """
+    parent = {}
+
+    def find(key):
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    def source(tensor):
+        # The grown layer or merge that gives a tensor its channels, through
+        # shape-preserving layers; None for a model input or a concatenation.
+        while True:
+            op, node_index, _ = tensor._keras_history
+            if isinstance(op, GrownLayer) or isinstance(op, _MERGES):
+                return op
+            if isinstance(op, (keras.layers.InputLayer, keras.layers.Concatenate,
+                               keras.layers.Flatten)):
+                return None
+            node = op._inbound_nodes[node_index]
+            if len(node.input_tensors) != 1:
+                return None
+            tensor = node.input_tensors[0]
+
+    for op in model.operations:
+        if not isinstance(op, _MERGES):
+            continue
+        for node in op._inbound_nodes:
+            for tensor in node.input_tensors:
+                origin = source(tensor)
+                if origin is not None:
+                    parent[find(origin)] = find(op)
+    groups = {}
+    for layer in model.layers:
+        if isinstance(layer, GrownLayer) and layer in parent:
+            groups.setdefault(find(layer), []).append(layer)
+    return list(groups.values())

@@ -74,7 +74,7 @@ def hard_mask(score):
 
 
 def straight_through_gumbel_sigmoid(
-    score, temperature=1.0, seed=None, gumbel="concrete", training=True
+    score, temperature=1.0, seed=None, gumbel="concrete", training=True, noise=True
 ):
     """Samples a binary mask with a straight-through Gumbel-Sigmoid.
 
@@ -88,6 +88,9 @@ def straight_through_gumbel_sigmoid(
         gumbel: `"concrete"` or `"paper"` (see the module docstring).
         training: when False there is no noise and no gradient trick: the
             result is `hard_mask(score)`.
+        noise: when False (and `training`), the straight-through estimator
+            without the Gumbel noise: forward `hard_mask(score)`, gradient
+            of `sigmoid(logit / temperature)`.
 
     Returns:
         A float32 tensor of the shape of `score`, with values in {0, 1}.
@@ -95,8 +98,13 @@ def straight_through_gumbel_sigmoid(
     if not training:
         return hard_mask(score)
     logit = score if gumbel == "concrete" else ops.log_sigmoid(score)
-    soft = ops.sigmoid((logit + logistic_noise(ops.shape(score), seed)) / temperature)
-    hard = ops.cast(ops.greater(soft, 0.5), soft.dtype)
+    if noise:
+        logit = logit + logistic_noise(ops.shape(score), seed)
+    soft = ops.sigmoid(logit / temperature)
+    # Without noise the forward value is the inference rule itself.
+    hard = (
+        ops.cast(ops.greater(soft, 0.5), soft.dtype) if noise else hard_mask(score)
+    )
     # `soft - stop_gradient(soft)` is exactly 0.0, so the forward value is
     # exactly `hard`; the gradient is that of `soft`.
     return hard + (soft - ops.stop_gradient(soft))

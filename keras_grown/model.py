@@ -2,6 +2,7 @@
 
 import dataclasses
 import inspect
+import math
 import os
 import shutil
 import tempfile
@@ -129,6 +130,20 @@ class GrownModel(keras.Model):
             uses (GROWN and every zero-forgetting method). False only for
             the naive fine-tune and EWC baselines: nothing is owned, every
             task reads the shared weights, and old tasks forget.
+        growth_candidates: the dormant channels one growth round may switch on,
+            per grown layer, as a fraction of the layer's full-size width
+            (rounded up): the first ones in channel order. A growth round
+            computes the active channels plus these candidates, never the
+            whole pool. None: every dormant channel (the whole pool).
+        compact_training: the task being learned computes only its on-part
+            (active channels, this round's candidates, kernels whose input
+            channel is on) with working variables of that size, not the
+            masked network at the allocated width. Same masks and results
+            (within float round-off); False keeps the full-capacity path.
+            Used only with `freeze_finished_tasks=True`.
+        mask_noise: sample the straight-through masks with Gumbel noise while
+            training (the paper). False: deterministic straight-through (the
+            inference rule forward, the gradient of the sigmoid backward).
         compact_inference: `predict()`/`evaluate()` of a finished task run
             a cached plain Keras model of only the channels and kernels the
             task uses (what `export_task` writes), not the masked network
@@ -173,6 +188,9 @@ class GrownModel(keras.Model):
         l0_scope="grown_channels",
         freeze_finished_tasks=True,
         compact_inference=True,
+        growth_candidates=0.5,
+        compact_training=True,
+        mask_noise=True,
         seed=None,
         tasks=(),
         growth_enabled=False,
@@ -217,6 +235,24 @@ class GrownModel(keras.Model):
         self.l0_scope = l0_scope
         self.freeze_finished_tasks = bool(freeze_finished_tasks)
         self._compact_inference = bool(compact_inference)
+        if growth_candidates is not None and not (
+            isinstance(growth_candidates, (int, float, np.integer, np.floating))
+            and not isinstance(growth_candidates, bool)
+            and np.isfinite(growth_candidates) and float(growth_candidates) > 0
+        ):
+            raise ValueError(
+                "growth_candidates is the fraction of a layer's full-size width one "
+                "growth round may add and must be a positive number (or None for the "
+                f"whole pool). Received: growth_candidates={growth_candidates!r}"
+            )
+        self.growth_candidates = (
+            None if growth_candidates is None else float(growth_candidates)
+        )
+        self.compact_training = bool(compact_training)
+        self.mask_noise = bool(mask_noise)
+        # True while fit() runs: the working variables of the task's plan
+        # (see TrainingPlan) are then newer than the storage.
+        self._in_fit = False
         # Compact plain models of finished tasks for inference (not tracked:
         # they hold copies of frozen values, never saved with the model).
         self._inference_cache = _InferenceCache()
@@ -253,7 +289,10 @@ class GrownModel(keras.Model):
             layer.attentive_learned = self.attentive_mask
             layer.released_trainable = self.retrain_released
             layer.freeze_finished = self.freeze_finished_tasks
+            layer.mask_noise = self.mask_noise
+            layer.after_load = self._after_layer_load
         self._input_on = backbones_lib.channel_sources(self.backbone)
+        self._merge_groups = backbones_lib.merged_channel_groups(self.backbone)
         self._measure_full_size()
 
         self.l0_tracker = keras.metrics.Mean(name="l0")
@@ -403,15 +442,153 @@ class GrownModel(keras.Model):
         growth = self._growth and not finished
         for layer in self._task_layers:
             layer.set_task(task, finished, growth)
+        current = self.current_task
         for layer in self.grown_layers:
-            # Only the masks this task learns are trainable variables.
-            layer.selective_score.trainable = self.selective_mask and not finished
-            layer.attentive_score.trainable = (
-                self.attentive_mask and not layer.attentive_fixed and not finished
+            layer.candidate_mask = (
+                self._growth_candidates(layer) if self._growth and current is not None
+                else np.zeros((layer.allocated_units,), bool)
             )
-            layer.grown_score.trainable = growth
+        old_plans = self._update_plans()
+        planned = bool(self._plans())
+        for layer in self.grown_layers:
+            # Only the masks this task learns are trainable variables; with a
+            # plan, the working variables are (the storage is not).
+            selective = self.selective_mask and not finished
+            attentive = self.attentive_mask and not layer.attentive_fixed and not finished
+            layer.free_kernel.trainable = current is not None and not planned
+            layer.selective_score.trainable = selective and not planned
+            layer.attentive_score.trainable = attentive and not planned
+            layer.grown_score.trainable = growth and not planned
+            if layer.plan is not None:
+                layer.plan.set_trainable(
+                    self.selective_mask, self.attentive_mask and not layer.attentive_fixed,
+                    self._growth,
+                )
+        if any(plan is not None for plan in old_plans.values()):
+            self._move_optimizer_state(old_plans)
         self._selected = task
         self._reset_functions()
+
+    # ------------------------------------------------------------ the plan
+    def _growth_candidates(self, layer):
+        """Bool [allocated]: the dormant channels a growth round of `layer` may switch on."""
+        dormant = ops.convert_to_numpy(layer.active) == 0
+        if self.growth_candidates is None:
+            return dormant
+        count = math.ceil(self.growth_candidates * layer.units - 1e-9)
+        candidates = np.zeros_like(dormant)
+        candidates[np.flatnonzero(dormant)[:count]] = True
+        return candidates
+
+    def _plans(self):
+        return [layer.plan for layer in self.grown_layers if layer.plan is not None]
+
+    def _update_plans(self):
+        """Makes each grown layer's plan match the task being learned and its growth round.
+
+        A plan is kept while its channels stay the same (its working
+        variables hold the task's training state); when they change (a new
+        task, a growth round, loaded weights) a new plan is made.
+
+        Returns:
+            {layer: its previous plan (or None)} for the layers re-planned.
+        """
+        current = self.current_task
+        if not (self.compact_training and self.freeze_finished_tasks and current is not None):
+            self._drop_plans()
+            return {}
+        on = {}
+        for layer in self.grown_layers:
+            on[layer] = (ops.convert_to_numpy(layer.active) > 0) | layer.candidate_mask
+        for group in self._merge_groups:
+            union = np.logical_or.reduce([on[layer] for layer in group])
+            for layer in group:
+                on[layer] = union
+        input_on = self._input_on(on)
+        from keras_grown.layers.training_plan import TrainingPlan
+
+        old_plans = {}
+        with self.distribute_strategy.scope():
+            for layer in self.grown_layers:
+                in_index = np.flatnonzero(input_on[layer]).astype("int32")
+                out_index = np.flatnonzero(on[layer]).astype("int32")
+                plan = layer.plan
+                signature = (
+                    in_index.tobytes(), out_index.tobytes(),
+                    np.asarray(layer.candidate_mask, bool)[out_index].tobytes(),
+                )
+                if plan is not None and plan.signature == signature:
+                    continue
+                if plan is not None and plan.ahead:
+                    plan.store()
+                old_plans[layer] = plan
+                layer.plan = TrainingPlan(layer, in_index, out_index, layer.candidate_mask)
+                layer.plan.load()
+        self.heads.feature_index = np.flatnonzero(input_on["__features__"]).astype("int32")
+        return old_plans
+
+    def _drop_plans(self):
+        for layer in self.grown_layers:
+            if layer.plan is not None and layer.plan.ahead:
+                layer.plan.store()
+            layer.plan = None
+            if layer.normalization is not None:
+                layer.normalization.channel_index = None
+        self.heads.feature_index = None
+
+    def _load_working(self):
+        """Storage -> working variables (outside fit(): storage is the truth)."""
+        if self._in_fit:
+            return
+        for plan in self._plans():
+            plan.load()
+
+    def _store_working(self):
+        """Working variables -> storage (after training steps)."""
+        for plan in self._plans():
+            if plan.ahead:
+                plan.store()
+
+    def _move_optimizer_state(self, old_plans):
+        """New optimizers for new plans, with the old optimizers' state moved over.
+
+        Slots are matched by name (Keras names a slot after its variable);
+        a slot of a working variable whose shape changed is re-indexed to the
+        new channels (channels new to the plan start from zero state).
+        """
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is None or not optimizer.built or self.mask_optimizer is None:
+            return
+        moves = {}
+        for layer, old in old_plans.items():
+            move = layer.plan.reindex_from(old) if old is not None else None
+            for variable in layer.plan.working_variables:
+                moves[variable.path.replace("/", "_")] = move
+        old_optimizers = (self.optimizer, self.mask_optimizer)
+        settings = dict(self._compile_kwargs or _COMPILE_DEFAULTS)
+        with self.distribute_strategy.scope():
+            settings["optimizer"] = self.optimizer.__class__.from_config(
+                self.optimizer.get_config()
+            )
+            self._compile(settings)
+        for old, new in zip(old_optimizers, (self.optimizer, self.mask_optimizer)):
+            previous = {v.name: v for v in old.variables}
+            for variable in new.variables:
+                source = previous.get(variable.name)
+                if source is None:
+                    continue
+                if tuple(source.shape) == tuple(variable.shape):
+                    variable.assign(source)
+                    continue
+                for prefix, move in moves.items():
+                    if move is not None and variable.name.startswith(prefix + "_"):
+                        variable.assign(move(ops.convert_to_numpy(source), variable.shape))
+                        break
+
+    def _after_layer_load(self):
+        # Loaded storage may hold other active channels: re-plan the task.
+        if self._selected is not None and getattr(self, "_tasks", None):
+            self._select(self._selected)
 
     def _reset_functions(self):
         # The task, its mode and the growth switch are read when a step is
@@ -485,6 +662,7 @@ class GrownModel(keras.Model):
                 "The capacity is spent: no dormant channel is left to grow. Build "
                 "the model with a larger capacity= to grow further."
             )
+        self._store_working()
         if self._growth:
             for layer in self.grown_layers:
                 layer.reset_dormant_grown_scores()
@@ -509,6 +687,7 @@ class GrownModel(keras.Model):
                 "prune(ratio) takes the fraction of the task's free weights to "
                 f"release, in [0, 1). Received: ratio={ratio}"
             )
+        self._store_working()
         self._select(self.current_task)
         input_on = self._input_on({l: l.hard_channel_on() for l in self.grown_layers})
         result = {l.name: l.prune_free_kernels(ratio, input_on[l]) for l in self.grown_layers}
@@ -537,6 +716,7 @@ class GrownModel(keras.Model):
         task = self.current_task
         if task is None:
             raise ValueError("finish_task() needs a task being learned. Call add_task() first.")
+        self._store_working()
         self._select(task)
         channel_on = {layer: layer.hard_channel_on() for layer in self.grown_layers}
         input_on = self._input_on(channel_on)
@@ -547,6 +727,9 @@ class GrownModel(keras.Model):
         self._tasks[task]["finished"] = True
         self._growth = False
         self._select(task)
+        if getattr(self, "optimizer", None) is not None:
+            # The task's optimizer state has no further use: drop its slots.
+            self._recompile()
         return TaskSummary(task=task, layers=layers, size=self.model_size())
 
     def select_task(self, task):
@@ -699,14 +882,17 @@ class GrownModel(keras.Model):
         # add_task() recompiles outside any `strategy.scope()`.
         with self.distribute_strategy.scope():
             super().compile(**settings)
-            score_ids = {id(v) for v in self._score_variables()}
+            # Between tasks nothing trains: the optimizers hold no slots (a
+            # model saved there loads whatever the next task computes).
+            scores = self._score_variables() if self.current_task is not None else []
+            score_ids = {id(v) for v in scores}
             self.optimizer.build(
                 [v for v in self.trainable_variables if id(v) not in score_ids]
             )
             self.mask_optimizer = keras.optimizers.Adam(
                 self.mask_learning_rate, name="mask_optimizer"
             )
-            self.mask_optimizer.build(self._score_variables())
+            self.mask_optimizer.build(scores)
 
     def _recompile(self):
         settings = dict(self._compile_kwargs or _COMPILE_DEFAULTS)
@@ -717,7 +903,26 @@ class GrownModel(keras.Model):
             self._compile(settings)
 
     def _score_variables(self):
+        plans = self._plans()
+        if plans:
+            return [
+                v for plan in plans
+                for v in (plan.selective_score, plan.attentive_score, plan.grown_score)
+            ]
         return [v for layer in self.grown_layers for v in layer.score_variables]
+
+    @property
+    def trainable_weights(self):
+        weights = super().trainable_weights
+        if not self.trainable:
+            return weights
+        return weights + [
+            v for plan in self._plans() for v in plan.working_variables if v.trainable
+        ]
+
+    @property
+    def trainable_variables(self):
+        return self.trainable_weights
 
     def _check_trainable_task(self):
         if not self._tasks:
@@ -753,17 +958,27 @@ class GrownModel(keras.Model):
         )
         callbacks = arguments.get("callbacks")
         if callbacks is None or isinstance(callbacks, (list, tuple)):
-            arguments["callbacks"] = [_StopOnNaN()] + list(callbacks or [])
+            arguments["callbacks"] = [_StoreWorking(), _StopOnNaN()] + list(callbacks or [])
+        self._load_working()
         # Frozen kernels are only written by finish_task(): not worth a copy.
         frozen = {id(layer.frozen_kernel) for layer in self.grown_layers}
         state = [v for v in self.variables if id(v) not in frozen]
         for optimizer in (self.optimizer, self.mask_optimizer):
             state += list(optimizer.variables) if optimizer is not None else []
         saved = _Snapshot(state, self.fit_snapshot_memory_limit)
+        self._in_fit = True
+        for plan in self._plans():
+            plan.ahead = True
         try:
-            return super().fit(*bound.args[1:], **bound.kwargs)
+            history = super().fit(*bound.args[1:], **bound.kwargs)
+            self._store_working()
+            return history
         except Exception as error:
+            for plan in self._plans():
+                plan.ahead = False
             saved.restore()
+            self._in_fit = False
+            self._load_working()
             if isinstance(error, _NonFinite):
                 raise FloatingPointError(
                     f"fit() stopped: {error} while training task {self.current_task}. "
@@ -783,7 +998,17 @@ class GrownModel(keras.Model):
                 ) from None
             raise
         finally:
+            self._in_fit = False
             saved.discard()
+
+    def train_on_batch(self, *args, **kwargs):
+        self._load_working()
+        for plan in self._plans():
+            plan.ahead = True
+        try:
+            return super().train_on_batch(*args, **kwargs)
+        finally:
+            self._store_working()
 
     def evaluate(self, *args, **kwargs):
         self._check_selected()
@@ -798,11 +1023,13 @@ class GrownModel(keras.Model):
     # place to build the compact model the traced step will call.
     def make_test_function(self, force=False):
         self._check_selected()
+        self._load_working()
         self._compact_model()
         return super().make_test_function(force)
 
     def make_predict_function(self, force=False):
         self._check_selected()
+        self._load_working()
         self._compact_model()
         return super().make_predict_function(force)
 
@@ -877,6 +1104,8 @@ class GrownModel(keras.Model):
             raise ValueError("The model has no task yet. Call add_task() first.")
 
     def call(self, inputs, training=False):
+        if tf.executing_eagerly() and not self._in_fit:
+            self._load_working()
         if training is None or training is False:
             compact = self._compact_model()
             if compact is not None:
@@ -885,10 +1114,14 @@ class GrownModel(keras.Model):
 
     def _growth_terms(self):
         """(l0, growth_ratio) from the mask scores: tensor math only."""
+        if self._plans():
+            return self._planned_growth_terms()
         l0 = ops.zeros(())
         ratio = ops.zeros(())
         for layer, weight in zip(self.grown_layers, self._channel_weights):
             dormant = 1.0 - layer.active
+            if layer.candidate_mask is not None:
+                dormant = dormant * np.asarray(layer.candidate_mask, "float32")
             on = layer.active
             channel_probability = layer.active
             if self._growth:
@@ -909,6 +1142,29 @@ class GrownModel(keras.Model):
                     _kernel_elems(layer) / self.full_size_weights
                 )
             ratio = ratio + weight * ops.sum(on)
+        return l0, ratio
+
+    def _planned_growth_terms(self):
+        """`_growth_terms()` over the plans' on-part (the same terms: off channels add 0)."""
+        l0 = ops.zeros(())
+        ratio = ops.zeros(())
+        for layer, weight in zip(self.grown_layers, self._channel_weights):
+            plan = layer.plan
+            on = ops.convert_to_tensor(plan.active_count)
+            channel_probability = plan.active
+            if self._growth and plan.has_candidates:
+                # Expected l0 of the grown mask over this round's candidates.
+                grown = plan.candidate * ops.sigmoid(plan.grown_score)
+                channel_probability = channel_probability + grown
+                if self.l0_scope == "grown_channels":
+                    l0 = l0 + weight * ops.sum(grown)
+                on = on + ops.sum(plan.candidate * masks.hard_mask(plan.grown_score))
+            if self.l0_scope == "new_weights" and layer.attentive_learned:
+                kept = ops.sum((1.0 - plan.owned) * ops.sigmoid(plan.attentive_score), axis=0)
+                l0 = l0 + ops.sum(kept * channel_probability) * (
+                    _kernel_elems(layer) / self.full_size_weights
+                )
+            ratio = ratio + weight * on
         return l0, ratio
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -949,6 +1205,9 @@ class GrownModel(keras.Model):
         for gradient, variable in zip(gradients, variables):
             if gradient is None:
                 continue
+            if isinstance(gradient, tf.IndexedSlices):
+                # Gathered per-task biases / heads: dense, as on the full path.
+                gradient = tf.convert_to_tensor(gradient)
             (score_pairs if id(variable) in score_ids else weight_pairs).append(
                 (gradient, variable)
             )
@@ -1012,11 +1271,20 @@ class GrownModel(keras.Model):
         for optimizer in (self.optimizer, self.mask_optimizer):
             state += list(optimizer.variables) if optimizer is not None else []
         saved = _Snapshot(state, limit=None)
+        optimizers = (self.optimizer, self.mask_optimizer)
+        plans = [layer.plan for layer in self.grown_layers]
         self.clear_inference_cache()
         try:
             return super().load_weights(filepath, *args, **kwargs)
         except Exception as error:
             saved.restore()
+            # Loading may have re-planned the task: put the plans and the
+            # optimizers (restored above) back.
+            self.optimizer, self.mask_optimizer = optimizers
+            for layer, plan in zip(self.grown_layers, plans):
+                layer.plan = plan
+            if self._selected is not None:
+                self._select(self._selected)
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise ValueError(
                 f"load_weights({path!r}) failed ({type(error).__name__}: {reason}); the model "
@@ -1028,7 +1296,10 @@ class GrownModel(keras.Model):
 
     def set_weights(self, weights):
         self.clear_inference_cache()
-        return super().set_weights(weights)
+        result = super().set_weights(weights)
+        if self._selected is not None:
+            self._select(self._selected)
+        return result
 
     def get_config(self):
         return {
@@ -1051,6 +1322,9 @@ class GrownModel(keras.Model):
             "l0_scope": self.l0_scope,
             "freeze_finished_tasks": self.freeze_finished_tasks,
             "compact_inference": self._compact_inference,
+            "growth_candidates": self.growth_candidates,
+            "compact_training": self.compact_training,
+            "mask_noise": self.mask_noise,
             "seed": self.seed,
             "tasks": [dict(t) for t in self._tasks],
             "growth_enabled": self._growth,
@@ -1152,6 +1426,19 @@ class _InferenceCache:
 
 class _NonFinite(Exception):
     """Raised inside fit() when the loss or the weights stop being finite."""
+
+
+class _StoreWorking(keras.callbacks.Callback):
+    """Writes the task's working variables back to storage at the end of every epoch.
+
+    First in fit()'s callbacks, so that the callbacks after it (growth
+    monitors, checkpoints) read up-to-date storage.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model._store_working()
+        for plan in self.model._plans():
+            plan.ahead = True
 
 
 class _StopOnNaN(keras.callbacks.Callback):

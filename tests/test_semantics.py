@@ -161,14 +161,31 @@ def test_a_dormant_channel_is_invisible_until_grown():
     conv, dense = _layers(model)
     before = model.predict(images, verbose=0)
     free = conv.free_kernel.numpy()
-    free[..., 2:] = 50.0
+    free[..., 1:] = 50.0
     conv.free_kernel.assign(free)
     dense.free_kernel.assign(dense.free_kernel.numpy() + np.where(
         np.arange(6) >= 2, 7.0, 0.0)[None, :].astype("float32"))
     np.testing.assert_array_equal(model.predict(images, verbose=0), before)
-    conv.grown_score.assign(np.array([-1.0, -1.0, 5.0, -1.0], "float32"))
+    # Filter 1 is the growth round's one candidate (growth_candidates=0.5 of
+    # the full-size 2 filters).
+    conv.grown_score.assign(np.array([-1.0, 5.0, -1.0, -1.0], "float32"))
     model.grow()
     assert not np.array_equal(model.predict(images, verbose=0), before)
+
+
+@pytest.mark.parametrize("candidates, grown", [(0.5, [1]), (1.0, [1, 2]), (None, [1, 2, 3])])
+def test_a_growth_round_switches_on_only_its_candidates(candidates, grown):
+    # Every dormant filter's grown score is forced on; only the round's
+    # candidates (the first ceil(candidates x 2) dormant filters) may grow.
+    model = _model(growth_candidates=candidates)
+    model.add_task(_data(), grow=True)
+    conv, _ = _layers(model)
+    conv.grown_score.assign(np.full((4,), 5.0, "float32"))
+    summary = model.finish_task()
+    assert summary.layers["conv"]["channels_grown"] == len(grown)
+    np.testing.assert_array_equal(
+        np.flatnonzero(conv.task_channel_mask(0)), [0] + grown
+    )
 
 
 def test_a_new_task_starts_from_the_previous_tasks_biases():

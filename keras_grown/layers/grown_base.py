@@ -103,6 +103,18 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         # ownership and keep reading the shared weights (they forget).
         self.attentive_fixed = False
         self.freeze_finished = True
+        # The dormant channels this growth round may switch on (bool
+        # [allocated], set by GrownModel when it selects the task; None:
+        # every dormant channel).
+        self.candidate_mask = None
+        # Straight-through masks with Gumbel noise while training (False:
+        # deterministic straight-through, the inference rule forward).
+        self.mask_noise = True
+        # The on-part the current task computes (set by GrownModel; None:
+        # the whole allocated width, the masked full-capacity path).
+        self.plan = None
+        # Called after load_own_variables (GrownModel rebuilds its plans).
+        self.after_load = None
         # Weight of one channel in the l0 term and in the size report, set by
         # GrownModel once it knows the full-size input width of this layer.
         self.full_input_dim = None
@@ -227,6 +239,8 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
     _SEED_STATE_KEY = "gumbel_seed_state"
 
     def save_own_variables(self, store):
+        if self.plan is not None and self.plan.ahead:
+            self.plan.store()
         super().save_own_variables(store)
         store[self._SEED_STATE_KEY] = ops.convert_to_numpy(self.seed_generator.state)
 
@@ -239,14 +253,24 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         super().load_own_variables(store)
         if seed_state is not None:
             self.seed_generator.state.assign(seed_state)
+        if self.after_load is not None:
+            self.after_load()
 
     # -- forward --------------------------------------------------------
     def _mask(self, score, learned, training):
         if not learned:
             return ops.ones_like(score)
         return masks.straight_through_gumbel_sigmoid(
-            score, self.temperature, self.seed_generator, self.gumbel, training
+            score, self.temperature, self.seed_generator, self.gumbel, training,
+            noise=self.mask_noise,
         )
+
+    def candidates(self):
+        """Bool [allocated]: the dormant channels the current growth round may switch on."""
+        dormant = ops.convert_to_numpy(self.active) == 0
+        if self.candidate_mask is None:
+            return dormant
+        return dormant & np.asarray(self.candidate_mask, bool)
 
     def effective_kernel(self, training=False):
         """The kernel and output-channel gate the selected task computes with."""
@@ -291,7 +315,11 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         if self.growth_enabled:
             # Eq. 3: expand with the grown and attentive masks.
             grown = self._mask(self.grown_score, True, training)
-            gate = self.active + (1.0 - self.active) * grown
+            if self.candidate_mask is None:
+                candidate = 1.0 - self.active
+            else:
+                candidate = ops.convert_to_tensor(np.asarray(self.candidate_mask, "float32"))
+            gate = self.active + candidate * grown
         else:
             gate = self.active
         # Eq. 2: pick frozen weights with the selective mask; free weights of
@@ -299,12 +327,63 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         mask = ops.where(owned, selective, attentive * gate[None, :])
         return weights * mask[spatial], gate
 
+    def planned_kernel(self, training=False):
+        """`effective_kernel()` over the plan's on-part only (the task being learned).
+
+        The same masks as the full-capacity path (DESIGN.md), computed for the
+        kernels between the plan's input and output channels and from the
+        working variables: no kernel of a channel that cannot be on for the
+        task is gathered, sampled or multiplied.
+        """
+        plan = self.plan
+        spatial = (None,) * len(self.kernel_spatial_shape)
+        owned = ops.greater(plan.owned, 0.5)
+        weights = ops.where(owned[spatial], plan.frozen_kernel, plan.free_kernel)
+        ones = 1.0
+        if self.attentive_fixed:
+            selective = (
+                self._mask(plan.selective_score, True, training)
+                if self.selective_learned else ones
+            )
+            attentive = masks.hard_mask(plan.attentive_score)
+        elif self.selective_learned and self.attentive_learned:
+            # Owned and free kernels are disjoint: one sample serves both masks.
+            selective = attentive = self._mask(
+                ops.where(owned, plan.selective_score, plan.attentive_score), True, training
+            )
+        else:
+            # Noise only where a mask is learned.
+            selective = (
+                self._mask(plan.selective_score, True, training)
+                if self.selective_learned else ones
+            )
+            attentive = (
+                self._mask(plan.attentive_score, True, training)
+                if self.attentive_learned else ones
+            )
+        if not self.released_trainable and self.task > 0:
+            attentive = attentive * (1.0 - plan.active)[None, :]
+        if self.growth_enabled and plan.has_candidates:
+            # Eq. 3 over this round's candidates only.
+            gate = plan.active + plan.candidate * self._mask(plan.grown_score, True, training)
+        else:
+            gate = plan.active
+        # Eq. 2.
+        mask = ops.where(owned, selective, attentive * gate[None, :])
+        return weights * mask[spatial], gate
+
     def call(self, inputs, training=None):
-        kernel, gate = self.effective_kernel(training=bool(training))
+        planned = self.plan is not None and not self.task_finished
+        if planned:
+            kernel, gate = self.planned_kernel(training=bool(training))
+        else:
+            kernel, gate = self.effective_kernel(training=bool(training))
         outputs = self._apply_kernel(inputs, kernel)
         if self.use_bias:
-            outputs = outputs + self._current("bias")
+            bias = self._current("bias")
+            outputs = outputs + (ops.take(bias, self.plan.out_index, axis=0) if planned else bias)
         if self.normalization is not None:
+            self.normalization.channel_index = self.plan.out_index if planned else None
             outputs = self.normalization(outputs, training=training)
         if self.activation is not None:
             outputs = self.activation(outputs)
@@ -318,7 +397,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         """Output channels on for the current task without noise."""
         on = ops.convert_to_numpy(self.active) > 0
         if self.growth_enabled:
-            on |= ops.convert_to_numpy(self.grown_score) > 0
+            on |= self.candidates() & (ops.convert_to_numpy(self.grown_score) > 0)
         return on
 
     def hard_kernel_mask(self):

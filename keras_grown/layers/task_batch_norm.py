@@ -53,6 +53,10 @@ class TaskBatchNorm(TaskStateMixin, keras.layers.Layer):
             raise ValueError(f"epsilon must be positive. Received: epsilon={epsilon}")
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
+        # Channels the input holds (int array into the allocated channels),
+        # set by the grown layer when it computes only the task's on-part;
+        # None: every channel.
+        self.channel_index = None
         self._init_task_state(num_tasks)
 
     def build(self, input_shape):
@@ -88,8 +92,13 @@ class TaskBatchNorm(TaskStateMixin, keras.layers.Layer):
             self._task_variables[task][key].trainable = False
 
     def call(self, inputs, training=None):
-        gamma = self._current("gamma")
-        beta = self._current("beta")
+        index = None if self.task_finished else self.channel_index
+
+        def on_part(value):
+            return value if index is None else ops.take(value, index, axis=0)
+
+        gamma = on_part(self._current("gamma"))
+        beta = on_part(self._current("beta"))
         moving_mean = self._current("moving_mean")
         moving_variance = self._current("moving_variance")
         if training and not self.task_finished:
@@ -99,14 +108,14 @@ class TaskBatchNorm(TaskStateMixin, keras.layers.Layer):
             # then writes the same moving statistics, so their copies stay
             # equal and predictions do not depend on the replica.
             mean, variance = ops.moments(inputs, axes=axes, synchronized=_num_replicas() > 1)
-            moving_mean.assign(
-                moving_mean * self.momentum + mean * (1.0 - self.momentum)
-            )
-            moving_variance.assign(
-                moving_variance * self.momentum + variance * (1.0 - self.momentum)
-            )
+            for moving, value in ((moving_mean, mean), (moving_variance, variance)):
+                updated = on_part(moving) * self.momentum + value * (1.0 - self.momentum)
+                if index is not None:
+                    # Only the computed channels' statistics move.
+                    updated = ops.scatter_update(moving, index[:, None], updated)
+                moving.assign(updated)
         else:
-            mean, variance = moving_mean, moving_variance
+            mean, variance = on_part(moving_mean), on_part(moving_variance)
         scale = gamma * ops.rsqrt(variance + self.epsilon)
         return inputs * scale + (beta - mean * scale)
 

@@ -42,6 +42,10 @@ class TaskHeads(TaskStateMixin, keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self._pending_classes = list(self.num_classes)
         self.num_classes = []
+        # Backbone features the input holds (int array into the allocated
+        # features), set by GrownModel while a task computes only its
+        # on-part; None: every feature.
+        self.feature_index = None
         self._init_task_state(0)
 
     def build(self, input_shape):
@@ -82,7 +86,10 @@ class TaskHeads(TaskStateMixin, keras.layers.Layer):
         }
 
     def call(self, inputs):
-        logits = ops.matmul(inputs, self._current("kernel")) + self._current("bias")
+        kernel = self._current("kernel")
+        if self.feature_index is not None and not self.task_finished:
+            kernel = ops.take(kernel, self.feature_index, axis=0)
+        logits = ops.matmul(inputs, kernel) + self._current("bias")
         return ops.softmax(logits)
 
     def compute_output_shape(self, input_shape):
