@@ -65,12 +65,17 @@ def grown_on_second_task(
     task0_steps=4,
     batch_size=None,
     num_classes=2,
+    grow=True,
+    task0_grow=True,
+    **settings,
 ):
-    """A GrownModel that finished task 0 and is learning task 1 with growth on.
+    """A GrownModel that finished task 0 and is learning task 1.
 
-    Task 0 trains `task0_steps` steps (eager graph, growth on as GROWN does
-    for the first task) and is finished; task 1 is added, `grow()` is called
-    and the model is compiled with `jit_compile`.
+    Task 0 trains `task0_steps` steps (eager graph; growth on as GROWN does
+    for the first task, unless `task0_grow=False`: then the model is the seed,
+    of size about `seed_ratio ** 2`) and is finished; task 1 is added, then
+    `grow()` is called when `grow`, and the model is compiled with
+    `jit_compile`. `settings` go to `GrownModel` (e.g. `compact_training`).
     """
     (x0, y0), (x1, y1) = data
     batch_size = batch_size or len(x0)
@@ -79,20 +84,29 @@ def grown_on_second_task(
         input_shape=BACKBONE_INPUTS[backbone],
         seed_ratio=seed_ratio,
         capacity=capacity,
+        **settings,
     )
     model.compile(**_COMPILE, jit_compile=False)
     first = tf.data.Dataset.from_tensor_slices((x0, y0))
-    model.add_task(first, num_classes=num_classes)
+    model.add_task(first, num_classes=num_classes, grow=task0_grow)
     model.fit(first.repeat().batch(batch_size), steps_per_epoch=task0_steps, epochs=1, verbose=0)
     model.finish_task()
     model.compile(**_COMPILE, jit_compile=jit_compile)
     model.add_task(tf.data.Dataset.from_tensor_slices((x1, y1)), num_classes=num_classes)
-    model.grow()
+    if grow:
+        model.grow()
     return model
 
 
 def plain_twin(grown, width="allocated", num_classes=2, jit_compile=False, compile=True):
-    """`plain_network()` with the backbone and capacity of a GrownModel."""
+    """`plain_network()` with the backbone and capacity of a GrownModel.
+
+    `width="planned"`: every layer as wide as the channels the GrownModel's
+    current step computes (its plan: the active channels, plus this growth
+    round's candidates), the plain network a user would train for that width.
+    """
+    if width == "planned":
+        width = [len(layer.plan.out_index) for layer in grown.grown_layers]
     return plain_network(
         grown.backbone_name, width, grown.capacity, num_classes, jit_compile, compile
     )
@@ -106,18 +120,24 @@ def plain_network(
     Every `GrownConv2D`/`GrownDense` of `keras_grown.backbones` becomes a
     `Conv2D`/`Dense` (then `BatchNormalization` when the grown layer has batch
     norm, then the activation) with the width a GrownModel allocates
-    (`width="allocated"`: `ceil(units * capacity)`, as `GrownLayer` does) or
-    the full-size width (`width="full"`); the head is a softmax `Dense`. It
+    (`width="allocated"`: `ceil(units * capacity)`, as `GrownLayer` does),
+    the full-size width (`width="full"`) or the given widths (a list, one per
+    grown layer); the head is a softmax `Dense`. It
     needs no GrownModel, so a memory measurement of it holds nothing else.
     """
-    if width not in ("allocated", "full"):
-        raise ValueError(f"width must be 'allocated' or 'full'. Received: width={width!r}")
+    explicit = None if isinstance(width, str) else list(width)
+    if explicit is None and width not in ("allocated", "full"):
+        raise ValueError(
+            f"width must be 'allocated', 'full' or a list of widths. Received: width={width!r}"
+        )
     if backbone not in _PLAIN_LAYERS:
         raise ValueError(
             f"No plain network for backbone {backbone!r}; use {sorted(_PLAIN_LAYERS)}."
         )
 
     def units(full_size):
+        if explicit is not None:
+            return explicit.pop(0)
         if width == "full":
             return full_size
         return max(full_size, math.ceil(full_size * capacity))
@@ -146,7 +166,8 @@ def plain_network(
         elif kind == "gap":
             layers.append(keras.layers.GlobalAveragePooling2D())
     layers.append(keras.layers.Dense(num_classes, activation="softmax", name="head"))
-    model = keras.Sequential(layers, name=f"plain_{backbone}_{width}")
+    label = width if explicit is None else "planned"
+    model = keras.Sequential(layers, name=f"plain_{backbone}_{label}")
     if compile:
         model.compile(**_COMPILE, jit_compile=jit_compile)
     return model

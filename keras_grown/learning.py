@@ -96,8 +96,8 @@ def _full_size_twin(model):
     # Trained under the same tf.distribute strategy as the model it stands for.
     with model.distribute_strategy.scope():
         twin = GrownModel.from_config(config)
-        if model._compile_kwargs is not None:
-            twin.compile(**model._compile_kwargs)
+        if model._compiled_with() is not None:
+            twin.compile(**model._compiled_with())
     return twin
 
 

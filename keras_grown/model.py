@@ -256,6 +256,10 @@ class GrownModel(keras.Model):
         # Compact plain models of finished tasks for inference (not tracked:
         # they hold copies of frozen values, never saved with the model).
         self._inference_cache = _InferenceCache()
+        # compile()'s arguments, kept out of Keras' tracking: an optimizer
+        # instance among them is a template (add_task() compiles a copy),
+        # not state to save.
+        self._compile_settings = _CompileSettings()
         # fit() keeps a copy of what it may change (restored if it fails): in
         # memory up to this many bytes, in a temporary folder above (None:
         # always in memory).
@@ -301,7 +305,6 @@ class GrownModel(keras.Model):
         # Extra loss terms of regularization baselines (EWC): callables
         # returning a scalar tensor, added to the loss of the current task.
         self.penalties = []
-        self._compile_kwargs = None
         self._tasks = []
         self._growth = False
         self._selected = None
@@ -565,7 +568,7 @@ class GrownModel(keras.Model):
             for variable in layer.plan.working_variables:
                 moves[variable.path.replace("/", "_")] = move
         old_optimizers = (self.optimizer, self.mask_optimizer)
-        settings = dict(self._compile_kwargs or _COMPILE_DEFAULTS)
+        settings = dict(self._compiled_with() or _COMPILE_DEFAULTS)
         with self.distribute_strategy.scope():
             settings["optimizer"] = self.optimizer.__class__.from_config(
                 self.optimizer.get_config()
@@ -869,7 +872,7 @@ class GrownModel(keras.Model):
         bound = inspect.signature(keras.Model.compile).bind(self, *args, **kwargs)
         settings = dict(bound.arguments)
         settings.pop("self")
-        self._compile_kwargs = settings
+        self._compile_settings.arguments = settings
         self._compile(settings)
 
     def compile_from_config(self, config):
@@ -895,12 +898,16 @@ class GrownModel(keras.Model):
             self.mask_optimizer.build(scores)
 
     def _recompile(self):
-        settings = dict(self._compile_kwargs or _COMPILE_DEFAULTS)
+        settings = dict(self._compiled_with() or _COMPILE_DEFAULTS)
         optimizer = settings.get("optimizer", "rmsprop")
         with self.distribute_strategy.scope():
             if isinstance(optimizer, keras.optimizers.Optimizer):
                 settings["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
             self._compile(settings)
+
+    def _compiled_with(self):
+        """The arguments of the last `compile()` (None if never compiled)."""
+        return self._compile_settings.arguments
 
     def _score_variables(self):
         plans = self._plans()
@@ -1422,6 +1429,13 @@ class _InferenceCache:
 
     def __init__(self):
         self.models = {}
+
+
+class _CompileSettings:
+    """Holds the arguments of the last compile() out of Keras' tracking and saving."""
+
+    def __init__(self):
+        self.arguments = None
 
 
 class _NonFinite(Exception):

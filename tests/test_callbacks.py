@@ -56,7 +56,9 @@ def test_learn_writes_growth_size_selection_and_task_boundaries(tmp_path, fashio
     events = read["task/events"]
     assert [s for s, _ in events] == [0, 1, 2, 3]
     assert at(events, 0) == "Task 0 started (growth on)."
-    assert at(events, 1).startswith("Task 0 finished. Model size 1.")
+    assert at(events, 1).startswith(
+        f"Task 0 finished. Model size {result.summaries[0].size.ratio:.3f}x ("
+    )
     assert at(events, 2) == "Task 1 started (growth on)."
     assert at(events, 3).startswith("Task 1 finished.")
     for name, entry in result.summaries[1].layers.items():

@@ -59,25 +59,27 @@ class TrainingPlan:
         kernel_shape = tuple(layer.kernel_spatial_shape) + grid
 
         def variable(suffix, shape, dtype="float32", trainable=False):
-            return keras.Variable(
-                np.zeros(shape, dtype), dtype=dtype, trainable=trainable,
-                name=f"{name}_{suffix}",
-            )
+            with keras.name_scope(name):
+                return keras.Variable(
+                    np.zeros(shape, dtype), dtype=dtype, trainable=trainable, name=suffix
+                )
 
-        # Working (trainable) variables: names are stable across plans of
-        # the same layer, so optimizer slots can be matched when a plan grows.
-        # Created trainable (a gradient tape watches only variables created
-        # so); `set_trainable()` says which ones the optimizers train.
-        self.free_kernel = variable("free_kernel_on", kernel_shape, trainable=True)
-        self.selective_score = variable("selective_score_on", grid, trainable=True)
-        self.attentive_score = variable("attentive_score_on", grid, trainable=True)
-        self.grown_score = variable("grown_score_on", grid[1:], trainable=True)
+        # Working (trainable) variables, named (and given the path) of the
+        # storage they stand for: `conv1/free_kernel` is, during a task, the
+        # on-part of `conv1`'s free kernel. Names are stable across plans, so
+        # optimizer slots can be matched when a plan grows. Created trainable
+        # (a gradient tape watches only variables created so);
+        # `set_trainable()` says which ones the optimizers train.
+        self.free_kernel = variable("free_kernel", kernel_shape, trainable=True)
+        self.selective_score = variable("selective_score", grid, trainable=True)
+        self.attentive_score = variable("attentive_score", grid, trainable=True)
+        self.grown_score = variable("grown_score", grid[1:], trainable=True)
         # Constants of the task (not trainable, loaded with the rest).
         # float 0/1 (collective broadcasts under MultiWorkerMirroredStrategy refuse bool)
-        self.owned = variable("owned_on", grid)
-        self.frozen_kernel = variable("frozen_kernel_on", kernel_shape)
-        self.active = variable("active_on", grid[1:])
-        self.candidate = variable("candidate_on", grid[1:])
+        self.owned = variable("planned_owned", grid)
+        self.frozen_kernel = variable("planned_frozen_kernel", kernel_shape)
+        self.active = variable("planned_active", grid[1:])
+        self.candidate = variable("planned_candidate", grid[1:])
         self.active.assign(active.astype("float32"))
         self.candidate.assign(candidate.astype("float32"))
 
