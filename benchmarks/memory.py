@@ -29,10 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
 TITLE = "4. Memory: stored masks and peak training memory"
-CONTENDERS = ("grown", "allocated", "full")
+CONTENDERS = ("grown", "planned", "allocated", "full")
 TASK0_STEPS = 2
 NAMES = {
     "grown": "GrownModel (task 1, growing)",
+    "planned": "plain, width the step computes",
     "allocated": "plain, allocated width",
     "full": "plain, full-size",
 }
@@ -51,6 +52,7 @@ def main(argv=None):
     arguments.add_argument("--child", choices=CONTENDERS, help=argparse_hidden())
     arguments.add_argument("--backbone", default="lenet5", help=argparse_hidden())
     arguments.add_argument("--batch", type=int, default=64, help=argparse_hidden())
+    arguments.add_argument("--widths", default="", help=argparse_hidden())
     args = harness.parse(arguments, argv)
     if args.child:
         return child(args)
@@ -71,6 +73,7 @@ def main(argv=None):
     for backbone in args.backbones.split(","):
         batch = args.batch_lenet if backbone == "lenet5" else args.batch_vgg
         runs = {name: [] for name in CONTENDERS}
+        args.widths = planned_widths(backbone, batch, args)
         for index in range(args.repeats):
             order = CONTENDERS if index % 2 == 0 else CONTENDERS[::-1]
             for name in order:
@@ -95,6 +98,7 @@ def main(argv=None):
                     harness.format_bytes(m["baseline"]),
                     harness.format_bytes(m["peak"]),
                     harness.format_bytes(m["increment"]),
+                    f"{m['increment'] / medians['planned']['increment']:.2f}x",
                     f"{m['increment'] / medians['allocated']['increment']:.2f}x",
                     f"{m['increment'] / medians['full']['increment']:.2f}x",
                     f"{m['peak'] / medians['full']['peak']:.2f}x",
@@ -140,6 +144,7 @@ def main(argv=None):
                 "baseline RSS",
                 "peak RSS",
                 "increment",
+                "increment / plain same width",
                 "increment / plain allocated",
                 "increment / plain full-size",
                 "peak / plain full-size peak",
@@ -166,6 +171,14 @@ def main(argv=None):
         lines.append(
             harness.verdict(
                 f"{result['backbone']} peak training memory increment, GrownModel / plain "
+                "of the width its step computes",
+                m["grown"]["increment"] / m["planned"]["increment"],
+                1.5,
+            )
+        )
+        lines.append(
+            harness.verdict(
+                f"{result['backbone']} peak training memory increment, GrownModel / plain "
                 "at the allocated width",
                 m["grown"]["increment"] / m["allocated"]["increment"],
                 1.5,
@@ -181,6 +194,18 @@ def main(argv=None):
         )
     harness.report(args, "memory", TITLE, "\n".join(lines))
     return {"masks": mask_results, "peak": peak_results}
+
+
+def planned_widths(backbone, batch, args):
+    """The widths the GrownModel contender's step computes (its plans), as "w1,w2,..."."""
+    import networks
+
+    data = networks.task_batches(backbone, batch, seed=args.seed)
+    model = networks.grown_on_second_task(
+        backbone, data, seed_ratio=args.seed_ratio, capacity=args.capacity,
+        task0_steps=TASK0_STEPS,
+    )
+    return ",".join(str(len(layer.plan.out_index)) for layer in model.grown_layers)
 
 
 def argparse_hidden():
@@ -274,6 +299,8 @@ def run_child(name, backbone, batch, steps, args):
         str(args.seed_ratio),
         "--seed",
         str(args.seed),
+        "--widths",
+        args.widths,
     ]
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     completed = subprocess.run(
@@ -319,6 +346,9 @@ def child(args):
             task0_steps=TASK0_STEPS,
         )
         steps = args.steps
+    elif args.child == "planned":
+        widths = [int(w) for w in args.widths.split(",")]
+        model = networks.plain_network(args.backbone, widths, args.capacity)
     else:
         model = networks.plain_network(args.backbone, args.child, args.capacity)
         steps = args.steps + TASK0_STEPS

@@ -113,7 +113,8 @@ def plain_twin(grown, width="allocated", num_classes=2, jit_compile=False, compi
 
 
 def plain_network(
-    backbone, width="allocated", capacity=2.0, num_classes=2, jit_compile=False, compile=True
+    backbone, width="allocated", capacity=2.0, num_classes=2, jit_compile=False, compile=True,
+    head=True,
 ):
     """A plain Keras network with the layers of a keras_grown backbone.
 
@@ -122,7 +123,7 @@ def plain_network(
     norm, then the activation) with the width a GrownModel allocates
     (`width="allocated"`: `ceil(units * capacity)`, as `GrownLayer` does),
     the full-size width (`width="full"`) or the given widths (a list, one per
-    grown layer); the head is a softmax `Dense`. It
+    grown layer); the head is a softmax `Dense` (none with `head=False`). It
     needs no GrownModel, so a memory measurement of it holds nothing else.
     """
     explicit = None if isinstance(width, str) else list(width)
@@ -165,7 +166,8 @@ def plain_network(
             layers.append(keras.layers.Flatten())
         elif kind == "gap":
             layers.append(keras.layers.GlobalAveragePooling2D())
-    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="head"))
+    if head:
+        layers.append(keras.layers.Dense(num_classes, activation="softmax", name="head"))
     label = width if explicit is None else "planned"
     model = keras.Sequential(layers, name=f"plain_{backbone}_{label}")
     if compile:

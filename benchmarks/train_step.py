@@ -17,7 +17,7 @@ Each stage is timed against
 * a plain Keras network of the **full size**: what a user without GROWN would
   train, the headline;
 * for LeNet-5, the same GrownModel with `compact_training=False` (the masked
-  step over the whole allocated pool, the engine before 0.2).
+  step over the whole allocated pool, the engine of earlier versions).
 
 Task 0 trains without growth (`add_task(grow=False)`) so that the model is
 its seed, `--seed-ratio` wide: the default 0.775 makes a model of about 0.6x
@@ -90,7 +90,7 @@ def main(argv=None):
         "Keras networks as wide as what the step computes (*plain, same width*) and of "
         "the full size (*plain, full*). *full-capacity path*: the same GrownModel with "
         "`compact_training=False` (every kernel of the allocated pool computed and "
-        "sampled, as before 0.2; LeNet-5 only). `train_function(iterator)` on one "
+        "sampled, as earlier versions trained; LeNet-5 only). `train_function(iterator)` on one "
         f"repeated batch, after warm-up; contenders interleaved over {args.repeats} "
         f"rounds ({min(args.repeats, args.repeats_vgg_jit)} for VGG16-BN with XLA); "
         "ratio = median [min-max] of the per-round ratios. LeNet-5 on real "

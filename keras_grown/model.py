@@ -912,10 +912,7 @@ class GrownModel(keras.Model):
     def _score_variables(self):
         plans = self._plans()
         if plans:
-            return [
-                v for plan in plans
-                for v in (plan.selective_score, plan.attentive_score, plan.grown_score)
-            ]
+            return [v for plan in plans for v in plan.score_variables]
         return [v for layer in self.grown_layers for v in layer.score_variables]
 
     @property
@@ -1167,7 +1164,7 @@ class GrownModel(keras.Model):
                     l0 = l0 + weight * ops.sum(grown)
                 on = on + ops.sum(plan.candidate * masks.hard_mask(plan.grown_score))
             if self.l0_scope == "new_weights" and layer.attentive_learned:
-                kept = ops.sum((1.0 - plan.owned) * ops.sigmoid(plan.attentive_score), axis=0)
+                kept = ops.sum((1.0 - plan.owned) * ops.sigmoid(plan.kernel_score), axis=0)
                 l0 = l0 + ops.sum(kept * channel_probability) * (
                     _kernel_elems(layer) / self.full_size_weights
                 )

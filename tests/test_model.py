@@ -52,12 +52,9 @@ OPTIMIZERS = {
 }
 
 
-# Adam in the fast suite; AdamW (decoupled weight decay) and SGD with
-# momentum (slots that keep moving) in the slow one: same test, 25 s each.
-@pytest.mark.parametrize(
-    "optimizer",
-    ["adam"] + [pytest.param(name, marks=pytest.mark.slow) for name in ("adamw", "sgd_momentum")],
-)
+# Adam, AdamW (decoupled weight decay) and SGD with momentum (slots that keep
+# moving): the package's first promise, in the fast suite.
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd_momentum"])
 def test_zero_forgetting_is_bitwise(fashion_stream, optimizer, tmp_path):
     keras.utils.set_random_seed(1)
     model = kg.GrownModel("lenet5", seed_ratio=0.5, capacity=2.0, l0_lambda=1e-3, seed=1)

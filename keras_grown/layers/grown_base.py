@@ -339,28 +339,16 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         spatial = (None,) * len(self.kernel_spatial_shape)
         owned = ops.greater(plan.owned, 0.5)
         weights = ops.where(owned[spatial], plan.frozen_kernel, plan.free_kernel)
-        ones = 1.0
+        # `kernel_score` is the selective score where owned and the attentive
+        # score where free: one sample serves both masks, and noise is drawn
+        # only when a mask is learned.
+        learned = self.selective_learned or (self.attentive_learned and not self.attentive_fixed)
+        sample = self._mask(plan.kernel_score, True, training) if learned else None
+        selective = sample if self.selective_learned else 1.0
         if self.attentive_fixed:
-            selective = (
-                self._mask(plan.selective_score, True, training)
-                if self.selective_learned else ones
-            )
-            attentive = masks.hard_mask(plan.attentive_score)
-        elif self.selective_learned and self.attentive_learned:
-            # Owned and free kernels are disjoint: one sample serves both masks.
-            selective = attentive = self._mask(
-                ops.where(owned, plan.selective_score, plan.attentive_score), True, training
-            )
+            attentive = masks.hard_mask(plan.kernel_score)
         else:
-            # Noise only where a mask is learned.
-            selective = (
-                self._mask(plan.selective_score, True, training)
-                if self.selective_learned else ones
-            )
-            attentive = (
-                self._mask(plan.attentive_score, True, training)
-                if self.attentive_learned else ones
-            )
+            attentive = sample if self.attentive_learned else 1.0
         if not self.released_trainable and self.task > 0:
             attentive = attentive * (1.0 - plan.active)[None, :]
         if self.growth_enabled and plan.has_candidates:

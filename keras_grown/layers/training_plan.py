@@ -11,7 +11,10 @@ growth round):
   int32 arrays into the allocated channels, fixed when the plan is made, so
   every traced step has static shapes (one XLA program per task and round);
 * **working variables**, the task's trainable state over that on-part only:
-  the free kernel, the selective / attentive scores and the grown scores.
+  the free kernel, the kernel scores and the grown scores. The selective
+  mask (over owned kernels) and the attentive mask (over free ones) score
+  disjoint kernels, so one `kernel_score` variable holds both: one sample,
+  one optimizer slot set.
   The optimizers train these, not the full-capacity storage: a step and its
   optimizer update cost what the on-part costs;
 * constants of the task gathered once: the owner mask, the frozen kernel
@@ -66,13 +69,14 @@ class TrainingPlan:
 
         # Working (trainable) variables, named (and given the path) of the
         # storage they stand for: `conv1/free_kernel` is, during a task, the
-        # on-part of `conv1`'s free kernel. Names are stable across plans, so
-        # optimizer slots can be matched when a plan grows. Created trainable
-        # (a gradient tape watches only variables created so);
-        # `set_trainable()` says which ones the optimizers train.
+        # on-part of `conv1`'s free kernel; `conv1/kernel_score` the on-part
+        # of `selective_score` where owned and of `attentive_score` where
+        # free. Names are stable across plans, so optimizer slots can be
+        # matched when a plan grows. Created trainable (a gradient tape
+        # watches only variables created so); `set_trainable()` says which
+        # ones the optimizers train.
         self.free_kernel = variable("free_kernel", kernel_shape, trainable=True)
-        self.selective_score = variable("selective_score", grid, trainable=True)
-        self.attentive_score = variable("attentive_score", grid, trainable=True)
+        self.kernel_score = variable("kernel_score", grid, trainable=True)
         self.grown_score = variable("grown_score", grid[1:], trainable=True)
         # Constants of the task (not trainable, loaded with the rest).
         # float 0/1 (collective broadcasts under MultiWorkerMirroredStrategy refuse bool)
@@ -85,12 +89,15 @@ class TrainingPlan:
 
     @property
     def working_variables(self):
-        return [self.free_kernel, self.selective_score, self.attentive_score, self.grown_score]
+        return [self.free_kernel, self.kernel_score, self.grown_score]
+
+    @property
+    def score_variables(self):
+        return [self.kernel_score, self.grown_score]
 
     def set_trainable(self, selective, attentive, grown):
         self.free_kernel.trainable = True
-        self.selective_score.trainable = bool(selective)
-        self.attentive_score.trainable = bool(attentive)
+        self.kernel_score.trainable = bool(selective or attentive)
         self.grown_score.trainable = bool(grown)
 
     # -- storage <-> working (eager) --------------------------------------
@@ -105,8 +112,11 @@ class TrainingPlan:
         self.free_kernel.assign(self._gather_grid(layer.free_kernel))
         self.frozen_kernel.assign(self._gather_grid(layer.frozen_kernel))
         self.owned.assign(ops.cast(ops.greater(self._gather_grid(layer.owner), 0), "float32"))
-        self.selective_score.assign(self._gather_grid(layer.selective_score))
-        self.attentive_score.assign(self._gather_grid(layer.attentive_score))
+        self.kernel_score.assign(ops.where(
+            ops.greater(self.owned, 0.5),
+            self._gather_grid(layer.selective_score),
+            self._gather_grid(layer.attentive_score),
+        ))
         self.grown_score.assign(ops.take(layer.grown_score, self.out_index, axis=0))
         self.ahead = False
 
@@ -117,8 +127,8 @@ class TrainingPlan:
         owned = ops.convert_to_numpy(self.owned) > 0
         for storage, working, where in (
             (layer.free_kernel, self.free_kernel, None),
-            (layer.selective_score, self.selective_score, owned),
-            (layer.attentive_score, self.attentive_score, ~owned),
+            (layer.selective_score, self.kernel_score, owned),
+            (layer.attentive_score, self.kernel_score, ~owned),
         ):
             full = np.array(ops.convert_to_numpy(storage), copy=True)
             value = ops.convert_to_numpy(working)
