@@ -20,6 +20,21 @@ STREAMS = (
 )
 
 
+def _growth_candidates(value):
+    if value.lower() in ("all", "none"):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(
+            "--growth-candidates takes a positive fraction of the full-size width, or 'all'; "
+            f"received {value!r}"
+        )
+    return number
+
+
 def _target(value):
     if value.lower() in ("none", "no", ""):
         return None
@@ -79,6 +94,9 @@ def build_parser():
     run.add_argument("--learning-rate", type=float, default=1e-3)
     run.add_argument("--mask-learning-rate", type=float, default=1e-2)
     run.add_argument("--gumbel", default="concrete", choices=("concrete", "paper"))
+    run.add_argument("--growth-candidates", type=_growth_candidates, default=0.5,
+                     help="dormant channels one growth round may switch on, as a fraction of "
+                          "each layer's full-size width ('all': the whole pool)")
     run.add_argument("--target", type=_target, default=None,
                      help="accuracy target in (0, 1], 'scratch', or 'none' (default)")
     run.add_argument("--max-growth-rounds", type=int, default=2)
@@ -162,6 +180,7 @@ def _learn_and_report(args, strategy):
         backbone=args.backbone, input_shape=stream.input_shape, seed_ratio=args.seed_ratio,
         capacity=args.capacity, l0_lambda=args.l0_lambda, gumbel=args.gumbel,
         mask_learning_rate=args.mask_learning_rate, seed=args.seed,
+        growth_candidates=args.growth_candidates,
     )
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],

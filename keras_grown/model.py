@@ -965,24 +965,34 @@ class GrownModel(keras.Model):
             arguments["callbacks"] = [_StoreWorking(), _StopOnNaN()] + list(callbacks or [])
         self._load_working()
         # Frozen kernels are only written by finish_task(): not worth a copy.
-        frozen = {id(layer.frozen_kernel) for layer in self.grown_layers}
-        state = [v for v in self.variables if id(v) not in frozen]
+        # With plans, training writes the storage only through the plans'
+        # working variables (their on-part, at epoch ends): copy those, not
+        # the full-capacity storage, and write them back if fit() fails.
+        skipped = {id(layer.frozen_kernel) for layer in self.grown_layers}
+        plans = self._plans()
+        for plan in plans:
+            layer = plan.layer
+            skipped |= {id(v) for v in (
+                layer.free_kernel, layer.owner, layer.active, layer.selective_score,
+                layer.attentive_score, layer.grown_score,
+            )}
+        state = [v for v in self.variables if id(v) not in skipped]
+        state += [v for plan in plans for v in plan.working_variables]
         for optimizer in (self.optimizer, self.mask_optimizer):
             state += list(optimizer.variables) if optimizer is not None else []
         saved = _Snapshot(state, self.fit_snapshot_memory_limit)
         self._in_fit = True
-        for plan in self._plans():
+        for plan in plans:
             plan.ahead = True
         try:
             history = super().fit(*bound.args[1:], **bound.kwargs)
             self._store_working()
             return history
         except Exception as error:
-            for plan in self._plans():
-                plan.ahead = False
             saved.restore()
+            for plan in plans:
+                plan.store()  # the storage's on-part as it was before fit()
             self._in_fit = False
-            self._load_working()
             if isinstance(error, _NonFinite):
                 raise FloatingPointError(
                     f"fit() stopped: {error} while training task {self.current_task}. "
