@@ -962,7 +962,11 @@ class GrownModel(keras.Model):
         )
         callbacks = arguments.get("callbacks")
         if callbacks is None or isinstance(callbacks, (list, tuple)):
-            arguments["callbacks"] = [_StoreWorking(), _StopOnNaN()] + list(callbacks or [])
+            # Callbacks of the user's may read the storage: write the working
+            # variables back at every epoch end for them (and not otherwise:
+            # it copies the full-capacity storage).
+            internal = [_StoreWorking()] if callbacks else []
+            arguments["callbacks"] = internal + [_StopOnNaN()] + list(callbacks or [])
         self._load_working()
         # Frozen kernels are only written by finish_task(): not worth a copy.
         # With plans, training writes the storage only through the plans'

@@ -22,8 +22,8 @@ growth round):
 
 Storage stays the truth the user sees: `GrownModel` loads the working
 variables from storage before training or inference of the task starts and
-writes them back (`store()`) at the end of every epoch and of `fit()`, before
-saving, growing, pruning and finishing. Owned weights are never in a working
+writes them back (`store()`) at the end of `fit()` (and of every epoch when
+`fit()` has callbacks), before saving, growing, pruning and finishing. Owned weights are never in a working
 variable: bitwise zero forgetting stays a property of the storage.
 """
 
