@@ -100,14 +100,35 @@ def straight_through_gumbel_sigmoid(
     logit = score if gumbel == "concrete" else ops.log_sigmoid(score)
     if noise:
         logit = logit + logistic_noise(ops.shape(score), seed)
-    soft = ops.sigmoid(logit / temperature)
-    # Without noise the forward value is the inference rule itself.
-    hard = (
-        ops.cast(ops.greater(soft, 0.5), soft.dtype) if noise else hard_mask(score)
-    )
-    # `soft - stop_gradient(soft)` is exactly 0.0, so the forward value is
-    # exactly `hard`; the gradient is that of `soft`.
-    return hard + (soft - ops.stop_gradient(soft))
+        # On exactly when the soft sample is above 1/2, that is when the
+        # noisy logit is positive.
+        threshold = logit
+    else:
+        # Without noise the forward value is the inference rule itself.
+        threshold = score
+    return _straight_through(logit, threshold, float(temperature))
+
+
+def _straight_through(logit, threshold, temperature):
+    """`threshold > 0` as 0.0/1.0 forward; the gradient of `sigmoid(logit / T)` backward.
+
+    Written as one custom gradient rather than `hard + soft - stop_gradient(soft)`:
+    the forward pass is a comparison (no sigmoid, no adds), and the backward
+    pass computes the soft sample once. The value and the gradient are those
+    of the longer form.
+    """
+
+    @tf.custom_gradient
+    def sample(logit, threshold):
+        hard = tf.cast(threshold > 0, logit.dtype)
+
+        def gradient(upstream):
+            soft = tf.sigmoid(logit / temperature)
+            return upstream * soft * (1.0 - soft) / temperature, None
+
+        return hard, gradient
+
+    return sample(tf.convert_to_tensor(logit), tf.convert_to_tensor(threshold))
 
 
 def expected_l0(score):

@@ -338,7 +338,10 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         plan = self.plan
         spatial = (None,) * len(self.kernel_spatial_shape)
         owned = ops.greater(plan.owned, 0.5)
-        weights = ops.where(owned[spatial], plan.frozen_kernel, plan.free_kernel)
+        if plan.any_owned:
+            weights = ops.where(owned[spatial], plan.frozen_kernel, plan.free_kernel)
+        else:
+            weights = plan.free_kernel
         # `kernel_score` is the selective score where owned and the attentive
         # score where free: one sample serves both masks, and noise is drawn
         # only when a mask is learned.
@@ -354,10 +357,21 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         if self.growth_enabled and plan.has_candidates:
             # Eq. 3 over this round's candidates only.
             gate = plan.active + plan.candidate * self._mask(plan.grown_score, True, training)
+        elif plan.all_active:
+            # Every computed channel is on: the gate is all ones, skip it.
+            gate = None
         else:
             gate = plan.active
         # Eq. 2.
-        mask = ops.where(owned, selective, attentive * gate[None, :])
+        gated = attentive if gate is None else attentive * gate[None, :]
+        if not plan.any_owned:
+            mask = gated  # nothing owned: no selective mask to apply
+        elif selective is gated:
+            mask = selective  # one sample, no gate: the masks coincide
+        else:
+            mask = ops.where(owned, selective, gated)
+        if isinstance(mask, float):
+            return weights, gate  # no mask learned, no gate
         return weights * mask[spatial], gate
 
     def call(self, inputs, training=None):
@@ -375,7 +389,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             outputs = self.normalization(outputs, training=training)
         if self.activation is not None:
             outputs = self.activation(outputs)
-        return outputs * gate
+        return outputs if gate is None else outputs * gate
 
     def compute_output_shape(self, input_shape):
         raise NotImplementedError

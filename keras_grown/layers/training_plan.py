@@ -56,6 +56,9 @@ class TrainingPlan:
         # Python-side copies for the l0 term and the growth ratio.
         self.active_count = float((ops.convert_to_numpy(layer.active) > 0).sum())
         self.has_candidates = bool(candidate.any())
+        # Every computed channel active and no candidate: the gate is all ones.
+        self.all_active = bool(active.all())
+        self.any_owned = True  # set by load()
         self.ahead = False  # True while the working variables are newer than storage
         name = layer.name
         grid = (len(self.in_index), len(self.out_index))
@@ -111,7 +114,10 @@ class TrainingPlan:
         layer = self.layer
         self.free_kernel.assign(self._gather_grid(layer.free_kernel))
         self.frozen_kernel.assign(self._gather_grid(layer.frozen_kernel))
-        self.owned.assign(ops.cast(ops.greater(self._gather_grid(layer.owner), 0), "float32"))
+        owned = ops.greater(self._gather_grid(layer.owner), 0)
+        self.owned.assign(ops.cast(owned, "float32"))
+        # Read at trace time: a step over no owned kernel skips the frozen store.
+        self.any_owned = bool(ops.convert_to_numpy(ops.any(owned)))
         self.kernel_score.assign(ops.where(
             ops.greater(self.owned, 0.5),
             self._gather_grid(layer.selective_score),
