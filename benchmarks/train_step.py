@@ -46,6 +46,25 @@ LIMIT_GROWTH = 1.3       # step in a growth round / plain network of the compute
 LIMIT_FULL_SIZE = 0.8    # LeNet-5 batch 64, task at ~0.6x: step / plain full-size
 
 
+DESIGN_NOTE = (
+    "**How the step reaches the on-part, and why.** Three ways were weighed (issue 12). "
+    "(1) *Gather inside the step from the full-capacity variables* (index arrays fixed at "
+    "trace time): the step's math shrinks, but the gradients scatter back into "
+    "full-capacity variables and both optimizers update all of them every step; measured "
+    "on this machine, Adam alone over the ~8M allocated LeNet-5 weights and scores costs "
+    "25 ms per step, more than a whole plain full-size step (18 ms). (2) *Keep the on "
+    "channels a prefix* (permute storage when a task grows): it still needs a gather for "
+    "the input side after Flatten (on inputs interleave with positions), and permuting "
+    "every per-task mask, bias and head on growth is a large, risky write. (3) *Working "
+    "variables of the on-part's size* (chosen): at the start of a task and of each growth "
+    "round every grown layer gathers its on-part once into variables the optimizers train "
+    "(`TrainingPlan`), and writes them back at the end of `fit()`, before saving, growing, "
+    "pruning and finishing. The step, the mask sampling and the optimizer updates then "
+    "cost what the on-part costs; the price is an eager copy per `fit()` and an optimizer "
+    "state that must be moved when `grow()` widens the plan (it is)."
+)
+
+
 def main(argv=None):
     arguments = harness.parser(__doc__.splitlines()[0], repeats=5)
     arguments.add_argument("--backbones", default="lenet5,vgg16_bn")
@@ -96,6 +115,8 @@ def main(argv=None):
         "ratio = median [min-max] of the per-round ratios. LeNet-5 on real "
         "Fashion-MNIST, VGG16-BN on random 32x32x3 images. graph = "
         "`jit_compile=False` (tf.function), jit = `jit_compile=True` (XLA).",
+        "",
+        DESIGN_NOTE,
         "",
         harness.table(
             [
