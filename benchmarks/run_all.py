@@ -1,4 +1,4 @@
-"""Runs every benchmark of issue 8 and summarizes their targets in BENCHMARKS.md.
+"""Runs every benchmark of issues 8 and 12 and summarizes their targets in BENCHMARKS.md.
 
 Each benchmark runs in its own Python process (a clean TensorFlow, and the
 memory benchmark's subprocesses measure nothing else), one after the other; each
@@ -69,7 +69,7 @@ def summarize(path, quick=False):
     info = harness.machine()
     sections = harness.read_sections(path)
     lines = [
-        "Every target of issue 8, as the latest run of each benchmark on this device "
+        "Every target of issues 8 and 12, as the latest run of each benchmark on this device "
         "measured it (details in the sections below). The machine is shared with other "
         "engineers' test runs: absolute times are noisy, the ratios are measured inside one "
         "run with the contenders interleaved.",
