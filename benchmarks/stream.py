@@ -66,7 +66,9 @@ def main(argv=None):
         args.tasks, args.train_per_task, args.test_per_task, args.epochs = 2, 64, 20, 1
         # The paper's loop trains a Scratch reference and growth rounds per
         # task: tested by the learn() tests, too slow for a smoke run.
-        args.skip = ",".join(filter(None, [args.skip, 'GROWN, target="scratch"']))
+        args.skip = ",".join(filter(None, [
+            args.skip, 'GROWN, target="scratch"', "plain Scratch", "Fine-tune (our engine)",
+        ]))
     tf, keras = harness.setup(args.seed)
     import networks
 

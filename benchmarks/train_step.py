@@ -93,7 +93,7 @@ def main(argv=None):
         batches = args.batch_lenet if backbone == "lenet5" else args.batch_vgg
         for mode in args.modes.split(","):
             for batch in batches:
-                for grow in (False, True):
+                for grow in (False,) if args.quick else (False, True):
                     result = measure(networks, backbone, mode, batch, grow, args)
                     results.append(result)
                     rows.append(_row(result))
@@ -166,7 +166,7 @@ def measure(networks, backbone, mode, batch, grow, args):
         "same": networks.plain_twin(grown, "planned", jit_compile=jit),
         "full": networks.plain_twin(grown, "full", jit_compile=jit),
     }
-    if backbone == "lenet5":
+    if backbone == "lenet5" and not args.quick:
         contenders["masked"] = grown_model(compact_training=False)
     x, y = data[1]
     # Warm up (trace, compile) with one step each, then time one more step
