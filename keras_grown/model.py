@@ -4,6 +4,7 @@ import dataclasses
 import inspect
 import math
 import os
+import random
 import shutil
 import tempfile
 import warnings
@@ -1094,7 +1095,17 @@ class GrownModel(keras.Model):
             from keras_grown import export
 
             try:
-                cache[task] = export.build_task_model(self, task)
+                # Building Keras layers draws initializer seeds from Python's
+                # global RNG; the values are then overwritten. Leave the RNG as
+                # it was, so that predicting (which builds this model only
+                # where compact inference is on) never changes what a later
+                # add_task() draws: a run under tf.distribute repeats one on
+                # one device.
+                rng_state = random.getstate()
+                try:
+                    cache[task] = export.build_task_model(self, task)
+                finally:
+                    random.setstate(rng_state)
             except Exception as error:  # the masked path is always correct
                 warnings.warn(
                     f"Compact inference is off for task {task}: the export could not convert "
