@@ -346,11 +346,12 @@ def child(args):
             task0_steps=TASK0_STEPS,
         )
         steps = args.steps
-    elif args.child == "planned":
-        widths = [int(w) for w in args.widths.split(",")]
-        model = networks.plain_network(args.backbone, widths, args.capacity)
     else:
-        model = networks.plain_network(args.backbone, args.child, args.capacity)
+        if args.child == "planned":
+            widths = [int(w) for w in args.widths.split(",")]
+            model = networks.plain_network(args.backbone, widths, args.capacity)
+        else:
+            model = networks.plain_network(args.backbone, args.child, args.capacity)
         steps = args.steps + TASK0_STEPS
     networks.step_runner(model, x, y, steps)()
     print(json.dumps({"baseline": baseline, "peak": _status("VmHWM")}))
