@@ -517,10 +517,7 @@ class GrownModel(keras.Model):
                 in_index = np.flatnonzero(input_on[layer]).astype("int32")
                 out_index = np.flatnonzero(on[layer]).astype("int32")
                 plan = layer.plan
-                signature = (
-                    in_index.tobytes(), out_index.tobytes(),
-                    np.asarray(layer.candidate_mask, bool)[out_index].tobytes(),
-                )
+                signature = TrainingPlan.signature_of(in_index, out_index, layer.candidate_mask)
                 if plan is not None and plan.signature == signature:
                     continue
                 if plan is not None and plan.ahead:

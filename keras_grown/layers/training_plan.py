@@ -47,10 +47,7 @@ class TrainingPlan:
         self.layer = layer
         self.in_index = np.asarray(in_index, "int32")
         self.out_index = np.asarray(out_index, "int32")
-        self.signature = (
-            self.in_index.tobytes(), self.out_index.tobytes(),
-            np.asarray(candidates, bool)[self.out_index].tobytes(),
-        )
+        self.signature = self.signature_of(self.in_index, self.out_index, candidates)
         active = ops.convert_to_numpy(layer.active)[self.out_index] > 0
         candidate = np.asarray(candidates, bool)[self.out_index] & ~active
         # Python-side copies for the l0 term and the growth ratio.
@@ -89,6 +86,16 @@ class TrainingPlan:
         self.candidate = variable("planned_candidate", grid[1:])
         self.active.assign(active.astype("float32"))
         self.candidate.assign(candidate.astype("float32"))
+
+    @staticmethod
+    def signature_of(in_index, out_index, candidates):
+        """What identifies a plan: equal signatures compute the same channels."""
+        in_index = np.asarray(in_index, "int32")
+        out_index = np.asarray(out_index, "int32")
+        return (
+            in_index.tobytes(), out_index.tobytes(),
+            np.asarray(candidates, bool)[out_index].tobytes(),
+        )
 
     @property
     def working_variables(self):
