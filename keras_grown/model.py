@@ -566,12 +566,7 @@ class GrownModel(keras.Model):
             for variable in layer.plan.working_variables:
                 moves[variable.path.replace("/", "_")] = move
         old_optimizers = (self.optimizer, self.mask_optimizer)
-        settings = dict(self._compiled_with() or _COMPILE_DEFAULTS)
-        with self.distribute_strategy.scope():
-            settings["optimizer"] = self.optimizer.__class__.from_config(
-                self.optimizer.get_config()
-            )
-            self._compile(settings)
+        self._recompile()
         for old, new in zip(old_optimizers, (self.optimizer, self.mask_optimizer)):
             previous = {v.name: v for v in old.variables}
             for variable in new.variables:
@@ -1139,54 +1134,30 @@ class GrownModel(keras.Model):
         return self.heads(self.backbone(inputs, training=training))
 
     def _growth_terms(self):
-        """(l0, growth_ratio) from the mask scores: tensor math only."""
-        if self._plans():
-            return self._planned_growth_terms()
+        """(l0, growth_ratio) from the mask scores: tensor math only.
+
+        Over each layer's plan (its on-part) when the task has one, else over
+        the allocated width: channels and kernels outside the plan add 0.
+        """
         l0 = ops.zeros(())
         ratio = ops.zeros(())
         for layer, weight in zip(self.grown_layers, self._channel_weights):
-            dormant = 1.0 - layer.active
-            if layer.candidate_mask is not None:
-                dormant = dormant * np.asarray(layer.candidate_mask, "float32")
-            on = layer.active
-            channel_probability = layer.active
+            active, candidate, grown_score, owned, attentive_score = layer.growth_state()
+            on = ops.sum(active)
+            channel_probability = active
             if self._growth:
                 # The l0 norm of the grown mask is not differentiable: use its
-                # expectation sum(sigmoid(score)) over dormant channels, each
-                # weighted by the share of one full-size backbone it adds.
-                grown = dormant * ops.sigmoid(layer.grown_score)
+                # expectation sum(sigmoid(score)) over this round's candidates,
+                # each weighted by the share of one full-size backbone it adds.
+                grown = candidate * ops.sigmoid(grown_score)
                 channel_probability = channel_probability + grown
                 if self.l0_scope == "grown_channels":
                     l0 = l0 + weight * ops.sum(grown)
-                on = on + dormant * masks.hard_mask(layer.grown_score)
+                on = on + ops.sum(candidate * masks.hard_mask(grown_score))
             if self.l0_scope == "new_weights" and layer.attentive_learned:
                 # Expected number of free weights the task takes: kernel kept
                 # (attentive mask) times its channel on (active or grown).
-                free = ops.cast(ops.equal(layer.owner, 0), "float32")
-                kept = ops.sum(free * ops.sigmoid(layer.attentive_score), axis=0)
-                l0 = l0 + ops.sum(kept * channel_probability) * (
-                    _kernel_elems(layer) / self.full_size_weights
-                )
-            ratio = ratio + weight * ops.sum(on)
-        return l0, ratio
-
-    def _planned_growth_terms(self):
-        """`_growth_terms()` over the plans' on-part (the same terms: off channels add 0)."""
-        l0 = ops.zeros(())
-        ratio = ops.zeros(())
-        for layer, weight in zip(self.grown_layers, self._channel_weights):
-            plan = layer.plan
-            on = ops.convert_to_tensor(plan.active_count)
-            channel_probability = plan.active
-            if self._growth and plan.has_candidates:
-                # Expected l0 of the grown mask over this round's candidates.
-                grown = plan.candidate * ops.sigmoid(plan.grown_score)
-                channel_probability = channel_probability + grown
-                if self.l0_scope == "grown_channels":
-                    l0 = l0 + weight * ops.sum(grown)
-                on = on + ops.sum(plan.candidate * masks.hard_mask(plan.grown_score))
-            if self.l0_scope == "new_weights" and layer.attentive_learned:
-                kept = ops.sum((1.0 - plan.owned) * ops.sigmoid(plan.kernel_score), axis=0)
+                kept = ops.sum((1.0 - owned) * ops.sigmoid(attentive_score), axis=0)
                 l0 = l0 + ops.sum(kept * channel_probability) * (
                     _kernel_elems(layer) / self.full_size_weights
                 )

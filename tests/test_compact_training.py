@@ -63,6 +63,15 @@ def _assert_same_weights(compact, full, atol=1e-5):
         np.testing.assert_allclose(a, b, atol=atol, rtol=0, err_msg=path)
 
 
+def _assert_same_after_training_and_finishing(compact, full, x):
+    """Same outputs and weights now; the same summary and size after finish_task()."""
+    _assert_same_outputs(compact, full, x)
+    _assert_same_weights(compact, full)
+    summaries = [model.finish_task() for model in (compact, full)]
+    assert summaries[0].size == summaries[1].size
+    assert summaries[0].layers == summaries[1].layers
+
+
 def test_compact_step_matches_the_full_capacity_step_on_a_growing_task(fashion_stream):
     compact, full = _pair()
     x, y = next(iter(fashion_stream[0].train.batch(32)))
@@ -70,11 +79,7 @@ def test_compact_step_matches_the_full_capacity_step_on_a_growing_task(fashion_s
     _assert_same_outputs(compact, full, x)
     for model in (compact, full):
         model.train_on_batch(x, y)
-    _assert_same_outputs(compact, full, x)
-    _assert_same_weights(compact, full)
-    sizes = [model.finish_task() for model in (compact, full)]
-    assert sizes[0].size == sizes[1].size
-    assert sizes[0].layers == sizes[1].layers
+    _assert_same_after_training_and_finishing(compact, full, x)
 
     # Task 1: pick and reuse, then a growth round (the plan widens).
     x, y = next(iter(fashion_stream[1].train.batch(32)))
@@ -83,11 +88,7 @@ def test_compact_step_matches_the_full_capacity_step_on_a_growing_task(fashion_s
         model.train_on_batch(x, y)
         model.grow()
         model.train_on_batch(x, y)
-    _assert_same_outputs(compact, full, x)
-    _assert_same_weights(compact, full)
-    summaries = [model.finish_task() for model in (compact, full)]
-    assert summaries[0].size == summaries[1].size
-    assert summaries[0].layers == summaries[1].layers
+    _assert_same_after_training_and_finishing(compact, full, x)
     for a, b in zip(compact.grown_layers, full.grown_layers):
         for task in (0, 1):
             np.testing.assert_array_equal(a.task_kernel_mask(task), b.task_kernel_mask(task))

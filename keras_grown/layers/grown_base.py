@@ -327,6 +327,23 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         mask = ops.where(owned, selective, attentive * gate[None, :])
         return weights * mask[spatial], gate
 
+    def growth_state(self):
+        """(active, candidate, grown_score, owned, attentive_score) of the current task.
+
+        The tensors the l0 term and the growth ratio read: over the plan's
+        on-part when the task has one (the attentive score is then the
+        plan's kernel score, read where free), else over the allocated width.
+        """
+        plan = self.plan
+        if plan is not None and not self.task_finished:
+            return plan.active, plan.candidate, plan.grown_score, plan.owned, plan.kernel_score
+        if self.candidate_mask is None:
+            candidate = 1.0 - self.active
+        else:
+            candidate = (1.0 - self.active) * np.asarray(self.candidate_mask, "float32")
+        owned = ops.cast(ops.greater(self.owner, 0), "float32")
+        return self.active, candidate, self.grown_score, owned, self.attentive_score
+
     def planned_kernel(self, training=False):
         """`effective_kernel()` over the plan's on-part only (the task being learned).
 

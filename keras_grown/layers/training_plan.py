@@ -50,8 +50,6 @@ class TrainingPlan:
         self.signature = self.signature_of(self.in_index, self.out_index, candidates)
         active = ops.convert_to_numpy(layer.active)[self.out_index] > 0
         candidate = np.asarray(candidates, bool)[self.out_index] & ~active
-        # Python-side copies for the l0 term and the growth ratio.
-        self.active_count = float((ops.convert_to_numpy(layer.active) > 0).sum())
         self.has_candidates = bool(candidate.any())
         # Every computed channel active and no candidate: the gate is all ones.
         self.all_active = bool(active.all())
