@@ -167,6 +167,17 @@ class Method:
         return f"{type(self).__name__}({self.config()})"
 
 
+# Epochs GROWN trains a task's weights under its fixed hard masks before
+# finish_task() (GrownModel.fix_masks()).
+FIXED_MASK_EPOCHS = 0
+
+
+def _check_epochs(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0. Received: {name}={value!r}")
+    return int(value)
+
+
 # (selective mask, learnable sparse growth, re-train released) -> name of the Table 5 step.
 _ABLATION_NAMES = {
     (False, False, False): "grow",
@@ -201,12 +212,16 @@ class GROWN(Method):
     label = "GROWN"
 
     def __init__(self, selective_mask=True, learnable_growth=True, retrain_released=True,
-                 **kwargs):
+                 fixed_mask_epochs=FIXED_MASK_EPOCHS, **kwargs):
         self.selective_mask = bool(selective_mask)
         self.learnable_growth = bool(learnable_growth)
         self.retrain_released = bool(retrain_released)
+        self.fixed_mask_epochs = _check_epochs("fixed_mask_epochs", fixed_mask_epochs)
         super().__init__(**kwargs)
         self._wrapped = None
+
+    def _own_config(self):
+        return {"fixed_mask_epochs": self.fixed_mask_epochs}
 
     @classmethod
     def from_model(cls, model):
@@ -215,6 +230,7 @@ class GROWN(Method):
         method.selective_mask = model.selective_mask
         method.learnable_growth = model.attentive_mask
         method.retrain_released = model.retrain_released
+        method.fixed_mask_epochs = FIXED_MASK_EPOCHS
         Method.__init__(method)
         method._wrapped = model
         return method
@@ -267,6 +283,10 @@ class GROWN(Method):
                     break
                 run.fit(model, run.growth_epochs)
                 rounds += 1
+        if self.fixed_mask_epochs:
+            # Train the weights under the hard masks finish_task() stores.
+            model.fix_masks()
+            run.fit(model, self.fixed_mask_epochs)
         return rounds
 
 

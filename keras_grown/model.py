@@ -195,6 +195,7 @@ class GrownModel(keras.Model):
         seed=None,
         tasks=(),
         growth_enabled=False,
+        masks_fixed=False,
         selected_task=None,
         **kwargs,
     ):
@@ -308,6 +309,7 @@ class GrownModel(keras.Model):
         self.penalties = []
         self._tasks = []
         self._growth = False
+        self._masks_fixed = False
         self._selected = None
         self.built = True
         for spec in tasks:
@@ -316,6 +318,7 @@ class GrownModel(keras.Model):
                 self._tasks[-1]["finished"] = True
                 self._freeze_task(len(self._tasks) - 1)
         self._growth = bool(growth_enabled) and self.current_task is not None
+        self._masks_fixed = bool(masks_fixed) and self.current_task is not None
         if selected_task is not None and self._tasks:
             self._select(int(selected_task))
 
@@ -446,6 +449,7 @@ class GrownModel(keras.Model):
         growth = self._growth and not finished
         for layer in self._task_layers:
             layer.set_task(task, finished, growth)
+        fixed = self._masks_fixed and not finished
         current = self.current_task
         for layer in self.grown_layers:
             layer.candidate_mask = (
@@ -457,16 +461,20 @@ class GrownModel(keras.Model):
         for layer in self.grown_layers:
             # Only the masks this task learns are trainable variables; with a
             # plan, the working variables are (the storage is not).
-            selective = self.selective_mask and not finished
-            attentive = self.attentive_mask and not layer.attentive_fixed and not finished
+            layer.masks_fixed = fixed
+            selective = self.selective_mask and not finished and not fixed
+            attentive = (
+                self.attentive_mask and not layer.attentive_fixed and not finished and not fixed
+            )
             layer.free_kernel.trainable = current is not None and not planned
             layer.selective_score.trainable = selective and not planned
             layer.attentive_score.trainable = attentive and not planned
-            layer.grown_score.trainable = growth and not planned
+            layer.grown_score.trainable = growth and not fixed and not planned
             if layer.plan is not None:
                 layer.plan.set_trainable(
-                    self.selective_mask, self.attentive_mask and not layer.attentive_fixed,
-                    self._growth,
+                    self.selective_mask and not fixed,
+                    self.attentive_mask and not layer.attentive_fixed and not fixed,
+                    self._growth and not fixed,
                 )
         if any(plan is not None for plan in old_plans.values()):
             self._move_optimizer_state(old_plans)
@@ -588,10 +596,30 @@ class GrownModel(keras.Model):
 
     def _reset_functions(self):
         # The task, its mode and the growth switch are read when a step is
-        # traced: drop the compiled functions so the next call retraces.
+        # traced: drop the compiled functions so the next call retraces. A
+        # finished task's evaluate/predict step reads only what is frozen
+        # (its compact model or its masked path, the compiled loss and
+        # metrics): the one traced before is taken back from the cache.
         self.train_function = None
-        self.test_function = None
-        self.predict_function = None
+        self.test_function = self._cached_function("test")
+        self.predict_function = self._cached_function("predict")
+
+    def _function_key(self, kind):
+        task = self._selected
+        if task is None or not self._tasks[task]["finished"]:
+            return None
+        return (kind, task, bool(self.jit_compile), bool(self.run_eagerly),
+                int(self.steps_per_execution))
+
+    def _cached_function(self, kind):
+        key = self._function_key(kind)
+        return None if key is None else self._inference_cache.functions.get(key)
+
+    def _cache_function(self, kind, function):
+        key = self._function_key(kind)
+        if key is not None and function is not None:
+            self._inference_cache.functions[key] = function
+        return function
 
     def add_task(self, data, num_classes=None, grow=None):
         """Starts learning a new task.
@@ -636,6 +664,7 @@ class GrownModel(keras.Model):
         if grow is None:
             grow = index == 0
         self._growth = bool(grow) and self.learnable_growth and self._has_dormant_channels()
+        self._masks_fixed = False
         self._select(index)
         self._recompile()
         return index
@@ -663,7 +692,31 @@ class GrownModel(keras.Model):
             for layer in self.grown_layers:
                 layer.reset_dormant_grown_scores()
         self._growth = True
+        self._masks_fixed = False
         self._select(self.current_task)
+
+    def fix_masks(self):
+        """Fixes the current task's masks at their hard values for the rest of the task.
+
+        From here until `finish_task()`, `fit()` trains the task's weights
+        (the free kernels its masks keep, biases, batch-norm state, head)
+        under exactly the masks `finish_task()` will store: the inference
+        rule (`score > 0`) forward, no Gumbel noise, no mask score updated,
+        no channel switched on or off. A short fit in this state removes the
+        difference between the noisy masks of training and the hard masks of
+        inference, as PackNet's re-training after pruning does. `grow()`
+        lets the masks learn again.
+        """
+        if self.current_task is None:
+            raise ValueError("fix_masks() needs a task being learned. Call add_task() first.")
+        self._store_working()
+        self._masks_fixed = True
+        self._select(self.current_task)
+
+    @property
+    def masks_fixed(self):
+        """Whether the current task's masks are fixed (`fix_masks()`)."""
+        return self._masks_fixed
 
     def prune(self, ratio):
         """PackNet's magnitude pruning of the weights the current task trains.
@@ -722,6 +775,7 @@ class GrownModel(keras.Model):
         self._freeze_task(task)
         self._tasks[task]["finished"] = True
         self._growth = False
+        self._masks_fixed = False
         self._select(task)
         if getattr(self, "optimizer", None) is not None:
             # The task's optimizer state has no further use: drop its slots.
@@ -758,6 +812,9 @@ class GrownModel(keras.Model):
             raise ValueError(
                 f"num_classes must be an integer >= 2. Received: num_classes={num_classes!r}"
             )
+        if dataset.element_spec[0].shape.rank == len(self.image_shape):
+            # One vectorized reduction per 1,024 examples, not one per example.
+            dataset = dataset.batch(1024)
         low, high, count, finite = _label_range(dataset)
         if count == 0:
             raise ValueError(
@@ -866,6 +923,9 @@ class GrownModel(keras.Model):
         settings = dict(bound.arguments)
         settings.pop("self")
         self._compile_settings.arguments = settings
+        # New loss and metrics objects: the cached evaluation steps of
+        # finished tasks update the old ones.
+        self._inference_cache.functions.clear()
         self._compile(settings)
 
     def compile_from_config(self, config):
@@ -891,12 +951,30 @@ class GrownModel(keras.Model):
             self.mask_optimizer.build(scores)
 
     def _recompile(self):
+        """Compiles again with the last settings: fresh optimizers, same loss and metrics.
+
+        The compiled loss, metrics and loss tracker are kept (the settings
+        that made them are the same), so that the evaluation steps of
+        finished tasks traced before stay valid and are not traced again.
+        """
         settings = dict(self._compiled_with() or _COMPILE_DEFAULTS)
         optimizer = settings.get("optimizer", "rmsprop")
+        kept = None
+        if getattr(self, "compiled", False) and getattr(self, "_compile_loss", None) is not None:
+            kept = (self._compile_loss, self._compile_metrics, self._loss_tracker)
         with self.distribute_strategy.scope():
             if isinstance(optimizer, keras.optimizers.Optimizer):
                 settings["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
             self._compile(settings)
+        if kept is None:
+            self._inference_cache.functions.clear()
+            return
+        # Set as Keras' compile() sets them: outside the layer tracker (which
+        # would list them a second time in `self.metrics`).
+        from keras.src.utils import tracking
+
+        with tracking.DotNotTrackScope():
+            self._compile_loss, self._compile_metrics, self._loss_tracker = kept
 
     def _compiled_with(self):
         """The arguments of the last `compile()` (None if never compiled)."""
@@ -1036,13 +1114,19 @@ class GrownModel(keras.Model):
         self._check_selected()
         self._load_working()
         self._compact_model()
-        return super().make_test_function(force)
+        if not force and self.test_function is None:
+            self.test_function = self._cached_function("test")
+        super().make_test_function(force)
+        return self._cache_function("test", self.test_function)
 
     def make_predict_function(self, force=False):
         self._check_selected()
         self._load_working()
         self._compact_model()
-        return super().make_predict_function(force)
+        if not force and self.predict_function is None:
+            self.predict_function = self._cached_function("predict")
+        super().make_predict_function(force)
+        return self._cache_function("predict", self.predict_function)
 
     # ------------------------------------------------------------ inference
     @property
@@ -1053,6 +1137,7 @@ class GrownModel(keras.Model):
     @compact_inference.setter
     def compact_inference(self, value):
         self._compact_inference = bool(value)
+        self._inference_cache.functions.clear()
         self.predict_function = None
         self.test_function = None
 
@@ -1117,6 +1202,7 @@ class GrownModel(keras.Model):
         finished task: its weights are frozen).
         """
         self._inference_cache.models.clear()
+        self._inference_cache.functions.clear()
         self.predict_function = None
         self.test_function = None
 
@@ -1168,6 +1254,11 @@ class GrownModel(keras.Model):
         loss = super().compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
         )
+        if not training and self._tasks[self._selected]["finished"]:
+            # A finished task is evaluated on its own loss: the growth terms
+            # and penalties belong to the task being learned (and a cached
+            # evaluation step of a finished task must not read its state).
+            return loss
         l0, ratio = self._growth_terms()
         self.l0_tracker.update_state(l0)
         self.growth_tracker.update_state(ratio)
@@ -1325,6 +1416,7 @@ class GrownModel(keras.Model):
             "seed": self.seed,
             "tasks": [dict(t) for t in self._tasks],
             "growth_enabled": self._growth,
+            "masks_fixed": self._masks_fixed,
             "selected_task": self._selected,
         }
 
@@ -1415,10 +1507,12 @@ class _Snapshot:
 
 
 class _InferenceCache:
-    """Holds compact task models out of Keras' variable tracking."""
+    """Holds compact task models and their traced step functions out of Keras' tracking."""
 
     def __init__(self):
         self.models = {}
+        # {(kind, task, jit_compile, run_eagerly, steps_per_execution): function}
+        self.functions = {}
 
 
 class _CompileSettings:

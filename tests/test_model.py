@@ -300,3 +300,86 @@ def test_fit_on_a_finished_task_is_refused(fashion_stream):
     model.finish_task()
     with pytest.raises(ValueError, match="finished"):
         model.fit(_train(fashion_stream[0]), epochs=1, verbose=0)
+
+
+def test_a_finished_task_is_evaluated_without_tracing_again(fashion_stream):
+    # learn() evaluates every finished task after each new one: their traced
+    # evaluation steps are kept across add_task()/finish_task() (which compile
+    # again) and give the same numbers; a user's compile() starts afresh.
+    model = kg.GrownModel("lenet5", seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    first, second = fashion_stream[0], fashion_stream[1]
+    model.add_task(first.train)
+    model.fit(_train(first), epochs=1, verbose=0)
+    model.finish_task()
+    test = first.test.batch(256)
+    before = model.evaluate(test, verbose=0, return_dict=True)
+    traced = model.test_function
+    x, y = task_arrays(first.test)
+    probabilities = model.predict(x, verbose=0)
+    # A finished task's loss is its own cross-entropy, no growth term.
+    assert before["loss"] == pytest.approx(float(np.mean(
+        keras.losses.sparse_categorical_crossentropy(y, probabilities))), rel=1e-5)
+    model.add_task(second.train)
+    model.fit(_train(second), epochs=1, verbose=0)
+    model.finish_task()
+    model.select_task(0)
+    assert model.test_function is traced
+    assert model.evaluate(test, verbose=0, return_dict=True) == before
+    assert [m.name for m in model.metrics] == ["loss", "compile_metrics", "l0", "growth_ratio"]
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=1)])
+    model.select_task(0)
+    assert model.test_function is None
+    after = model.evaluate(test, verbose=0, return_dict=True)
+    assert after["sparse_top_k_categorical_accuracy"] == after["accuracy"] == before["accuracy"]
+
+
+def _score_values(model):
+    model._store_working()
+    return [np.array(v.numpy(), copy=True) for l in model.grown_layers for v in l.score_variables]
+
+
+def test_fix_masks_trains_the_weights_under_the_masks_finish_task_stores(fashion_stream, tmp_path):
+    model = kg.GrownModel("lenet5", seed=0)
+    task = fashion_stream[0]
+    model.add_task(task.train)
+    model.fit(_train(task), epochs=1, verbose=0)
+    model.fix_masks()
+    assert model.masks_fixed
+    x, _ = task_arrays(task.test)
+    x = x[:32]
+    # Training forward = inference rule: no noise, hard masks.
+    np.testing.assert_allclose(model(x, training=True), model(x, training=False), atol=1e-6)
+    scores = _score_values(model)
+    kernels = [np.array(l.free_kernel.numpy(), copy=True) for l in model.grown_layers]
+    model.fit(_train(task), epochs=1, verbose=0)
+    for before, after in zip(scores, _score_values(model)):
+        np.testing.assert_array_equal(before, after)  # no score moved
+    assert any(not np.array_equal(k, l.free_kernel.numpy())
+               for k, l in zip(kernels, model.grown_layers))  # the weights did
+    expected = model.predict(x, verbose=0)
+    path = str(tmp_path / "fixed.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.masks_fixed
+    np.testing.assert_allclose(loaded(x, training=True), loaded(x, training=False), atol=1e-6)
+    model.finish_task()
+    assert not model.masks_fixed
+    # The finished task predicts with exactly the masks it was trained under.
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+
+
+def test_grow_lets_fixed_masks_learn_again(fashion_stream):
+    model = kg.GrownModel("lenet5", seed=0)
+    task = fashion_stream[0]
+    model.add_task(task.train)
+    model.fix_masks()
+    model.grow()
+    assert not model.masks_fixed
+    scores = _score_values(model)
+    model.fit(_train(task), epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(scores, _score_values(model)))
+    model.finish_task()
+    with pytest.raises(ValueError, match="fix_masks\\(\\) needs a task being learned"):
+        model.fix_masks()

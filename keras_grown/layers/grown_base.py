@@ -110,6 +110,10 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         # Straight-through masks with Gumbel noise while training (False:
         # deterministic straight-through, the inference rule forward).
         self.mask_noise = True
+        # Masks fixed at their hard values for the rest of the task
+        # (GrownModel.fix_masks()): forward = the inference rule, no noise,
+        # no gradient to the scores.
+        self.masks_fixed = False
         # The on-part the current task computes (set by GrownModel; None:
         # the whole allocated width, the masked full-capacity path).
         self.plan = None
@@ -260,6 +264,8 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
     def _mask(self, score, learned, training):
         if not learned:
             return ops.ones_like(score)
+        if self.masks_fixed and not self.task_finished:
+            return masks.hard_mask(score)
         return masks.straight_through_gumbel_sigmoid(
             score, self.temperature, self.seed_generator, self.gumbel, training,
             noise=self.mask_noise,
