@@ -13,6 +13,7 @@ STRATEGIES = ("none", "mirrored", "multiworker")
 
 STREAMS = (
     "split_fashion_mnist",
+    "confusable_fashion_mnist",
     "permuted_fashion_mnist",
     "split_digits",
     "split_cifar100",

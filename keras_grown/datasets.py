@@ -699,6 +699,59 @@ def split_fashion_mnist(
     )
 
 
+# Pairs of Fashion-MNIST classes a classifier confuses most (T-shirt/Shirt,
+# Pullover/Coat, Sneaker/Ankle boot), then the two pairs left.
+CONFUSABLE_FASHION_MNIST_PAIRS = [(0, 6), (2, 4), (7, 9), (3, 1), (5, 8)]
+
+
+def confusable_fashion_mnist(
+    train_per_task=None,
+    val_fraction=0.1,
+    test_per_task=None,
+    seed=0,
+):
+    """Split Fashion-MNIST into pairs of classes that look alike: a hard stream.
+
+    Five 2-class tasks: `T-shirt/top, Shirt`, `Pullover, Coat`,
+    `Sneaker, Ankle boot` (the pairs a classifier confuses most), then
+    `Dress, Trouser` and `Sandal, Bag`. Within a task the classes are close,
+    so a task needs fine features; across tasks the inputs are related (all
+    clothing), so reusing earlier features helps, unlike permuted pixels.
+    Everything else is as in `split_fashion_mnist` (same carving and
+    validation split).
+
+    Args:
+        train_per_task: examples taken per task before the validation split
+            (spread evenly over the two classes). None: all 12,000.
+        val_fraction: fraction held out for validation (stratified).
+        test_per_task: test examples per task. None: all 2,000.
+        seed: fixes the examples taken and the validation split.
+
+    Returns:
+        A `TaskStream` of 5 tasks with images of shape `(28, 28, 1)`.
+
+    Example:
+
+    >>> stream = keras_grown.datasets.confusable_fashion_mnist(train_per_task=1000)
+    >>> stream[0].class_names
+    ['T-shirt/top', 'Shirt']
+    """
+    train_per_task = _check_count("train_per_task", train_per_task)
+    test_per_task = _check_count("test_per_task", test_per_task)
+    val_fraction = _check_fraction("val_fraction", val_fraction)
+    return _class_split_stream(
+        "confusable_fashion_mnist",
+        [list(pair) for pair in CONFUSABLE_FASHION_MNIST_PAIRS],
+        FASHION_MNIST_CLASS_NAMES,
+        _load_fashion_mnist(),
+        train_per_task,
+        val_fraction,
+        None,
+        test_per_task,
+        seed,
+    )
+
+
 def permuted_fashion_mnist(
     num_tasks=5,
     train_per_task=None,
@@ -1500,6 +1553,7 @@ def from_datasets(tasks, name="datasets"):
 
 STREAMS = {
     "split_fashion_mnist": split_fashion_mnist,
+    "confusable_fashion_mnist": confusable_fashion_mnist,
     "split_digits": split_digits,
     "permuted_fashion_mnist": permuted_fashion_mnist,
     "split_cifar100": split_cifar100,
@@ -1517,7 +1571,7 @@ def load_stream(name, **kwargs):
 
     Args:
         name: one of `list_streams()`: `"split_fashion_mnist"`,
-            `"split_digits"`, `"permuted_fashion_mnist"`, `"split_cifar100"`,
+            `"confusable_fashion_mnist"`, `"split_digits"`, `"permuted_fashion_mnist"`, `"split_cifar100"`,
             `"cifar100_superclass"`.
         **kwargs: passed to the stream's function.
 
@@ -1548,12 +1602,14 @@ __all__ = [
     "CIFAR100_COARSE_TO_FINE",
     "CIFAR100_FINE_LABEL_NAMES",
     "CIFAR100_FINE_TO_COARSE",
+    "CONFUSABLE_FASHION_MNIST_PAIRS",
     "DIGITS_CLASS_NAMES",
     "FASHION_MNIST_CLASS_NAMES",
     "STREAMS",
     "Task",
     "TaskStream",
     "cifar100_superclass",
+    "confusable_fashion_mnist",
     "from_arrays",
     "from_datasets",
     "from_directory",

@@ -49,6 +49,23 @@ def small_stream():
 # ---------------------------------------------------------------- Fashion-MNIST
 
 
+def test_confusable_fashion_mnist_pairs_the_classes_that_look_alike():
+    stream = datasets.load_stream("confusable_fashion_mnist", **SMALL)
+    assert stream.name == "confusable_fashion_mnist"
+    assert [task.class_names for task in stream] == [
+        ["T-shirt/top", "Shirt"], ["Pullover", "Coat"], ["Sneaker", "Ankle boot"],
+        ["Dress", "Trouser"], ["Sandal", "Bag"],
+    ]
+    for task in stream:
+        assert task.sizes == {"train": 180, "val": 20, "test": 100}
+        images, labels = arrays(task.train)
+        assert np.bincount(labels).tolist() == [90, 90]  # remapped to 0, 1
+    # The same images as the split stream's task holding the pair (class order given).
+    split = datasets.split_fashion_mnist(num_tasks=5, class_order=[0, 6, 2, 4, 7, 9, 3, 1, 5, 8],
+                                         **SMALL)
+    np.testing.assert_array_equal(arrays(stream[2].test)[0], arrays(split[2].test)[0])
+
+
 def test_split_fashion_mnist_shapes_dtypes_ranges(small_stream):
     assert len(small_stream) == 5
     assert small_stream.name == "split_fashion_mnist"
