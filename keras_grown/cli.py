@@ -54,6 +54,17 @@ def _target(value):
     return number
 
 
+def _count(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 0; received {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; received {value}")
+    return number
+
+
 def _positive_int(value):
     try:
         number = int(value)
@@ -101,6 +112,9 @@ def build_parser():
     run.add_argument("--target", type=_target, default=None,
                      help="accuracy target in (0, 1], 'scratch', or 'none' (default)")
     run.add_argument("--max-growth-rounds", type=int, default=2)
+    run.add_argument("--fixed-mask-epochs", type=_count, default=None,
+                     help="epochs of each task's last stage, trained under its fixed hard "
+                          "masks (default: as many as --epochs; 0: none)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--jit-compile", action="store_true", help="compile with XLA")
     run.add_argument("--strategy", default="none", choices=STRATEGIES,
@@ -195,8 +209,11 @@ def _learn_and_report(args, strategy):
           f"l0_lambda {args.l0_lambda}, target {args.target}, "
           f"{strategy.num_replicas_in_sync} replica(s)", flush=True)
     start = time.perf_counter()
+    from keras_grown.methods import GROWN
+
     result = learn(
-        model, stream, epochs=args.epochs, target=args.target,
+        GROWN.from_model(model, fixed_mask_epochs=args.fixed_mask_epochs), stream,
+        epochs=args.epochs, target=args.target,
         max_growth_rounds=args.max_growth_rounds, batch_size=args.batch_size,
         callbacks=callbacks, verbose=2, seed=args.seed,
         checkpoint_dir=os.path.join(args.out, "checkpoints"), resume=args.resume,

@@ -203,7 +203,11 @@ def learn(
       `"scratch"` trains a full-size plain network on the task first and
       uses its validation accuracy, as the paper does.
 
-    then `finish_task()`, and the test accuracy on every task learned so far.
+    then a last stage with the masks fixed at their hard values
+    (`GrownModel.fix_masks()`: the weights train under exactly the masks the
+    task keeps, no Gumbel noise; `GROWN(fixed_mask_epochs=)`, as many epochs
+    as a stage by default), then `finish_task()`, and the test accuracy on
+    every task learned so far.
 
     Args:
         model: a `GrownModel` (compiled or not) or a `keras_grown.methods`

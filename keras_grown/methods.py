@@ -167,14 +167,15 @@ class Method:
         return f"{type(self).__name__}({self.config()})"
 
 
-# Epochs GROWN trains a task's weights under its fixed hard masks before
-# finish_task() (GrownModel.fix_masks()).
-FIXED_MASK_EPOCHS = 0
-
-
 def _check_epochs(name, value):
+    """None (the stage's epochs) or an integer >= 0."""
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0. Received: {name}={value!r}")
+        raise ValueError(
+            f"{name} must be None (as many as a stage) or an integer >= 0. "
+            f"Received: {name}={value!r}"
+        )
     return int(value)
 
 
@@ -206,13 +207,18 @@ class GROWN(Method):
         selective_mask: learn the selective mask over frozen weights.
         learnable_growth: sparse growth (attentive mask); off: channel-wise.
         retrain_released: re-train released weights.
+        fixed_mask_epochs: epochs of the last stage of every task, trained
+            with the masks fixed at their hard values (`GrownModel.fix_masks()`:
+            no Gumbel noise, no mask update) before `finish_task()`. None:
+            as many as a stage (`learn(epochs=)`), as PackNet's re-training;
+            0: no such stage.
         **kwargs: see `Method`.
     """
 
     label = "GROWN"
 
     def __init__(self, selective_mask=True, learnable_growth=True, retrain_released=True,
-                 fixed_mask_epochs=FIXED_MASK_EPOCHS, **kwargs):
+                 fixed_mask_epochs=None, **kwargs):
         self.selective_mask = bool(selective_mask)
         self.learnable_growth = bool(learnable_growth)
         self.retrain_released = bool(retrain_released)
@@ -224,13 +230,13 @@ class GROWN(Method):
         return {"fixed_mask_epochs": self.fixed_mask_epochs}
 
     @classmethod
-    def from_model(cls, model):
+    def from_model(cls, model, fixed_mask_epochs=None):
         """GROWN training an existing `GrownModel` with its own settings."""
         method = cls.__new__(cls)
         method.selective_mask = model.selective_mask
         method.learnable_growth = model.attentive_mask
         method.retrain_released = model.retrain_released
-        method.fixed_mask_epochs = FIXED_MASK_EPOCHS
+        method.fixed_mask_epochs = _check_epochs("fixed_mask_epochs", fixed_mask_epochs)
         Method.__init__(method)
         method._wrapped = model
         return method
@@ -283,10 +289,13 @@ class GROWN(Method):
                     break
                 run.fit(model, run.growth_epochs)
                 rounds += 1
-        if self.fixed_mask_epochs:
-            # Train the weights under the hard masks finish_task() stores.
+        epochs = run.epochs if self.fixed_mask_epochs is None else self.fixed_mask_epochs
+        if epochs:
+            # Stage 3: train the weights under the hard masks finish_task()
+            # stores (no noise, no mask update), as PackNet re-trains after
+            # pruning.
             model.fix_masks()
-            run.fit(model, self.fixed_mask_epochs)
+            run.fit(model, epochs)
         return rounds
 
 
