@@ -17,7 +17,7 @@ from keras import ops
 from keras_grown import backbones as backbones_lib
 from keras_grown import masks
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin, growth_scope
-from keras_grown.layers.grown_base import validate_growth_settings
+from keras_grown.layers.grown_base import check_finite, validate_growth_settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,19 +200,19 @@ class GrownModel(keras.Model):
     ):
         backbone_fn = backbones_lib.get_backbone(backbone)
         validate_growth_settings(seed_ratio, capacity)
-        if not float(l0_lambda) >= 0:
+        if not check_finite("l0_lambda", l0_lambda, ">= 0") >= 0:
             raise ValueError(f"l0_lambda must be >= 0. Received: l0_lambda={l0_lambda}")
-        if not float(temperature) > 0:
+        if not check_finite("temperature", temperature, "> 0") > 0:
             raise ValueError(
                 f"temperature must be positive. Received: temperature={temperature}"
             )
         masks.validate_gumbel_form(gumbel)
-        if not float(mask_learning_rate) > 0:
+        if not check_finite("mask_learning_rate", mask_learning_rate, "> 0") > 0:
             raise ValueError(
                 "mask_learning_rate must be positive. "
                 f"Received: mask_learning_rate={mask_learning_rate}"
             )
-        input_shape = tuple(int(d) for d in input_shape)
+        input_shape = _check_input_shape(input_shape)
         super().__init__(**kwargs)
         self.backbone_name = backbones_lib.backbone_name(backbone)
         self.image_shape = input_shape
@@ -267,15 +267,23 @@ class GrownModel(keras.Model):
         self.fit_snapshot_memory_limit = 256 * 2**20
         self.seed = seed
 
-        with growth_scope(
-            seed_ratio=self.seed_ratio, capacity=self.capacity,
-            temperature=self.temperature, gumbel=self.gumbel,
-            selective_init=self.selective_init, attentive_init=self.attentive_init,
-            grown_init=self.grown_init, seed=seed,
-        ):
-            inputs = keras.Input(input_shape, name="image")
-            features = backbone_fn(inputs)
-        self.backbone = keras.Model(inputs, features, name="backbone")
+        try:
+            with growth_scope(
+                seed_ratio=self.seed_ratio, capacity=self.capacity,
+                temperature=self.temperature, gumbel=self.gumbel,
+                selective_init=self.selective_init, attentive_init=self.attentive_init,
+                grown_init=self.grown_init, seed=seed,
+            ):
+                inputs = keras.Input(input_shape, name="image")
+                features = backbone_fn(inputs)
+            backbone_model = keras.Model(inputs, features, name="backbone")
+            empty = backbones_lib.empty_output(backbone_model)
+        except Exception as error:  # a shape error from inside a layer's call()
+            _refuse_input_shape(backbone, input_shape, error, None)
+            raise
+        if empty is not None:
+            _refuse_input_shape(backbone, input_shape, None, empty)
+        self.backbone = backbone_model
         if len(features.shape) != 2:
             raise ValueError(
                 "A backbone must return 2D features (batch_size, features); "
@@ -1346,6 +1354,55 @@ class GrownModel(keras.Model):
         # Everything is built in __init__ (the backbone is a functional
         # model of known input shape; heads are added per task).
         self.built = True
+
+
+def _check_input_shape(input_shape):
+    """`input_shape` as a tuple of positive ints, or a clear error."""
+    try:
+        shape = tuple(input_shape)
+        valid = bool(shape) and all(
+            not isinstance(d, bool) and float(d) == int(d) and int(d) >= 1 for d in shape
+        )
+    except (TypeError, ValueError, OverflowError):
+        valid = False
+    if not valid:
+        raise ValueError(
+            "input_shape is the shape of one image, e.g. (28, 28, 1): a tuple of "
+            f"positive integers. Received: input_shape={input_shape!r}"
+        )
+    return tuple(int(d) for d in shape)
+
+
+def _refuse_input_shape(backbone, input_shape, error, empty):
+    """Raises a clear error when `backbone` cannot take images of `input_shape`.
+
+    Called when building the backbone failed (`error`) or left a layer with an
+    empty output (`empty`: (layer name, shape)). Returns (the caller re-raises
+    `error`) when no input size works either: the failure is not the size.
+    """
+    smallest = backbones_lib.smallest_input(backbone, input_shape)
+    if smallest is None:
+        if error is None:
+            raise ValueError(
+                f"The backbone's layer {empty[0]!r} gets an empty output of shape "
+                f"{empty[1]} from images of input_shape={input_shape}. Check the backbone."
+            )
+        return
+    name = backbones_lib.backbone_name(backbone) if not callable(backbone) else getattr(
+        backbone, "__name__", repr(backbone)
+    )
+    if empty is not None:
+        why = f"its layer {empty[0]!r} would output shape {empty[1]}"
+    else:
+        why = "its convolutions and pooling shrink the feature maps below one pixel"
+    fit = [n for n in backbones_lib.BACKBONES
+           if n != name and backbones_lib.default_backbone(input_shape) == n]
+    hint = f", or use backbone={fit[0]!r}, which takes images this small" if fit else ""
+    raise ValueError(
+        f"The backbone {name!r} cannot take images of input_shape={input_shape}: {why}. "
+        f"The smallest input it takes is {smallest[0]}x{smallest[1]} "
+        f"(input_shape={smallest + input_shape[-1:]}). Resize the images{hint}."
+    ) from error
 
 
 def _label_range(dataset):
