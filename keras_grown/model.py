@@ -852,15 +852,36 @@ class GrownModel(keras.Model):
                     self._check_images(spec.shape, spec.dtype, f"fit({argument}=...)", True)
             elif hasattr(data, "shape") and hasattr(data, "dtype"):
                 self._check_images(data.shape, data.dtype, f"fit({argument}=...)", True)
-        if isinstance(y, np.ndarray) and y.size and np.issubdtype(y.dtype, np.integer):
-            num_classes = self._tasks[self.current_task]["num_classes"]
-            if y.min() < 0 or y.max() >= num_classes:
-                raise ValueError(
-                    f"fit(): task {self.current_task} has {num_classes} classes, so labels "
-                    f"must be in 0..{num_classes - 1}; received labels {y.min()}..{y.max()}. "
-                    "Remap the labels, or start a task with the right num_classes= "
-                    "(add_task())."
-                )
+        self._check_labels(
+            y, "fit()", self.current_task,
+            "Remap the labels, or start a task with the right num_classes= (add_task()).",
+        )
+
+    def _check_labels(self, y, where, task, fix):
+        """Refuses array labels outside the classes of `task` (datasets: `_label_error`)."""
+        if isinstance(y, (list, tf.Tensor)):
+            y = np.asarray(y)
+        if not (isinstance(y, np.ndarray) and y.size and np.issubdtype(y.dtype, np.integer)):
+            return
+        num_classes = self._tasks[task]["num_classes"]
+        if y.min() < 0 or y.max() >= num_classes:
+            raise ValueError(
+                f"{where}: task {task} has {num_classes} classes, so labels "
+                f"must be in 0..{num_classes - 1}; received labels {y.min()}..{y.max()}. {fix}"
+            )
+
+    def _label_error(self, error, where, task, fix):
+        """A clear ValueError for TensorFlow's error on a label outside the task's classes, or None."""
+        detail = [
+            line.split("  Label values")[0].strip()
+            for line in str(error).splitlines() if "label value" in line
+        ]
+        if not (isinstance(error, tf.errors.InvalidArgumentError) and detail):
+            return None
+        return ValueError(
+            f"{where}: a label is outside the classes of task {task} "
+            f"({self._tasks[task]['num_classes']} classes): {detail[0]} {fix}"
+        )
 
     # ------------------------------------------------------------- training
     def compile(self, *args, **kwargs):
@@ -1005,16 +1026,13 @@ class GrownModel(keras.Model):
                     "model was restored to its state before this fit() call (finished "
                     "tasks are unchanged)."
                 ) from None
-            detail = [
-                line.strip() for line in str(error).splitlines() if "label value" in line
-            ]
-            if isinstance(error, tf.errors.InvalidArgumentError) and detail:
-                raise ValueError(
-                    f"fit(): a label is outside the classes of task {self.current_task} "
-                    f"({self._tasks[self.current_task]['num_classes']} classes): "
-                    f"{detail[0]} Remap the labels to 0..k-1. The model was restored to "
-                    "its state before this fit() call."
-                ) from None
+            clear = self._label_error(
+                error, "fit()", self.current_task,
+                "Remap the labels to 0..k-1. The model was restored to its state before "
+                "this fit() call.",
+            )
+            if clear is not None:
+                raise clear from None
             raise
         finally:
             self._in_fit = False
@@ -1029,9 +1047,42 @@ class GrownModel(keras.Model):
         finally:
             self._store_working()
 
+    _EVALUATE_FIX = (
+        "Remap the labels to 0..k-1, or select the task they belong to with select_task()."
+    )
+
     def evaluate(self, *args, **kwargs):
+        """Like `keras.Model.evaluate`, for the selected task.
+
+        Labels outside the selected task's classes are refused with a
+        `ValueError` (arrays before any step, datasets when a batch holds one).
+        """
         self._check_selected()
-        return super().evaluate(*args, **kwargs)
+        bound = inspect.signature(keras.Model.evaluate).bind(self, *args, **kwargs)
+        self._check_labels(bound.arguments.get("y"), "evaluate()", self._selected,
+                           self._EVALUATE_FIX)
+        try:
+            return super().evaluate(*args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            clear = self._label_error(error, "evaluate()", self._selected, self._EVALUATE_FIX)
+            if clear is None:
+                raise
+            raise clear from None
+
+    def test_on_batch(self, *args, **kwargs):
+        """Like `keras.Model.test_on_batch`; refuses labels outside the selected task's classes."""
+        self._check_selected()
+        bound = inspect.signature(keras.Model.test_on_batch).bind(self, *args, **kwargs)
+        self._check_labels(bound.arguments.get("y"), "test_on_batch()", self._selected,
+                           self._EVALUATE_FIX)
+        try:
+            return super().test_on_batch(*args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            clear = self._label_error(error, "test_on_batch()", self._selected,
+                                      self._EVALUATE_FIX)
+            if clear is None:
+                raise
+            raise clear from None
 
     def predict(self, *args, **kwargs):
         self._check_selected()
