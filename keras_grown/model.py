@@ -5,8 +5,6 @@ import inspect
 import math
 import os
 import random
-import shutil
-import tempfile
 import warnings
 
 import keras
@@ -18,6 +16,8 @@ from keras_grown import backbones as backbones_lib
 from keras_grown import masks
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin, growth_scope
 from keras_grown.layers.grown_base import check_finite, validate_growth_settings
+from keras_grown.transaction import ValueSnapshot as _Snapshot
+from keras_grown.transaction import transaction
 
 
 @dataclasses.dataclass(frozen=True)
@@ -601,6 +601,55 @@ class GrownModel(keras.Model):
         self.test_function = None
         self.predict_function = None
 
+    # ------------------------------------------------------ transactions
+    def _transaction(self, call, values=(), limit="fit"):
+        """All or nothing for the body of a public call (see `keras_grown.transaction`).
+
+        `values` are the storage variables the call may write; the working
+        variables of the task's plans and, while they are newer than it, the
+        storage they are written back to are added here.
+        """
+        values = list(values)
+        for plan in self._plans():
+            values += plan.working_variables
+            if plan.ahead:
+                layer = plan.layer
+                values += [layer.free_kernel, *layer.score_variables]
+        if limit == "fit":
+            limit = self.fit_snapshot_memory_limit
+        return transaction(self, call, values, limit=limit)
+
+    def _task_storage(self):
+        """The variables learning a task may write: all but the finished tasks' own."""
+        finished = {
+            id(v)
+            for layer in self._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, TaskStateMixin)
+            for k in self.finished_tasks if k < len(layer._task_variables)
+            for v in layer._task_variables[k].values()
+        }
+        return [v for v in self.variables if id(v) not in finished]
+
+    def _score_storage(self):
+        return [v for layer in self.grown_layers for v in layer.score_variables]
+
+    def _check_head_fits(self, num_classes, high):
+        """Refuses, before anything is created, a head that would not fit in memory."""
+        features = int(self.heads.features)
+        head_bytes = (features + 1) * int(num_classes) * 4
+        # Training holds the weights, their gradients and Adam's two slots.
+        training_bytes = 4 * head_bytes
+        available = _available_memory()
+        if available is not None and training_bytes > available:
+            raise ValueError(
+                f"add_task(num_classes={num_classes}): this task's head would hold "
+                f"{features:,} x {num_classes:,} float32 weights, {_bytes(head_bytes)} (about "
+                f"{_bytes(training_bytes)} to train with Adam: weights, gradients and two "
+                f"optimizer slots), more than the {_bytes(available)} of memory available. "
+                f"The labels of this data go up to {high}: pass the task's real number of "
+                "classes as num_classes=."
+            )
+
     def add_task(self, data, num_classes=None, grow=None):
         """Starts learning a new task.
 
@@ -627,25 +676,31 @@ class GrownModel(keras.Model):
                 f"Task {self.current_task} is not finished. Call finish_task() "
                 "before add_task()."
             )
-        num_classes = self._check_task_data(data, num_classes)
+        num_classes, high = self._check_task_data(data, num_classes)
         if grow and not self.learnable_growth:
             raise ValueError(
                 "add_task(grow=True) needs learnable growth, but this model was "
                 "built with learnable_growth=False."
             )
-        self._create_task(num_classes)
-        index = len(self._tasks) - 1
-        for layer in self.grown_layers:
-            layer.reset_scores()
-            if index > 0:
-                # The frozen kernels a task reuses were trained with the
-                # previous task's biases and batch-norm state: start there.
-                layer.inherit_task_state(index, index - 1)
-        if grow is None:
-            grow = index == 0
-        self._growth = bool(grow) and self.learnable_growth and self._has_dormant_channels()
-        self._select(index)
-        self._recompile()
+        self._check_head_fits(num_classes, high)
+        # All or nothing: a failure while creating the task's state (out of
+        # memory, an interrupt) removes what was created.
+        with self._transaction("add_task()", self._score_storage()):
+            self._create_task(num_classes)
+            index = len(self._tasks) - 1
+            for layer in self.grown_layers:
+                layer.reset_scores()
+                if index > 0:
+                    # The frozen kernels a task reuses were trained with the
+                    # previous task's biases and batch-norm state: start there.
+                    layer.inherit_task_state(index, index - 1)
+            if grow is None:
+                grow = index == 0
+            self._growth = (
+                bool(grow) and self.learnable_growth and self._has_dormant_channels()
+            )
+            self._select(index)
+            self._recompile()
         return index
 
     def grow(self):
@@ -666,12 +721,13 @@ class GrownModel(keras.Model):
                 "The capacity is spent: no dormant channel is left to grow. Build "
                 "the model with a larger capacity= to grow further."
             )
-        self._store_working()
-        if self._growth:
-            for layer in self.grown_layers:
-                layer.reset_dormant_grown_scores()
-        self._growth = True
-        self._select(self.current_task)
+        with self._transaction("grow()", [l.grown_score for l in self.grown_layers]):
+            self._store_working()
+            if self._growth:
+                for layer in self.grown_layers:
+                    layer.reset_dormant_grown_scores()
+            self._growth = True
+            self._select(self.current_task)
 
     def prune(self, ratio):
         """PackNet's magnitude pruning of the weights the current task trains.
@@ -691,11 +747,14 @@ class GrownModel(keras.Model):
                 "prune(ratio) takes the fraction of the task's free weights to "
                 f"release, in [0, 1). Received: ratio={ratio}"
             )
-        self._store_working()
-        self._select(self.current_task)
-        input_on = self._input_on({l: l.hard_channel_on() for l in self.grown_layers})
-        result = {l.name: l.prune_free_kernels(ratio, input_on[l]) for l in self.grown_layers}
-        self._select(self.current_task)
+        with self._transaction("prune()", [l.attentive_score for l in self.grown_layers]):
+            self._store_working()
+            self._select(self.current_task)
+            input_on = self._input_on({l: l.hard_channel_on() for l in self.grown_layers})
+            result = {
+                l.name: l.prune_free_kernels(ratio, input_on[l]) for l in self.grown_layers
+            }
+            self._select(self.current_task)
         return result
 
     def _has_dormant_channels(self):
@@ -720,21 +779,30 @@ class GrownModel(keras.Model):
         task = self.current_task
         if task is None:
             raise ValueError("finish_task() needs a task being learned. Call add_task() first.")
-        self._store_working()
-        self._select(task)
-        channel_on = {layer: layer.hard_channel_on() for layer in self.grown_layers}
-        input_on = self._input_on(channel_on)
-        layers = {
-            layer.name: layer.finish_task_state(input_on[layer]) for layer in self.grown_layers
-        }
-        self._freeze_task(task)
-        self._tasks[task]["finished"] = True
-        self._growth = False
-        self._select(task)
-        if getattr(self, "optimizer", None) is not None:
-            # The task's optimizer state has no further use: drop its slots.
-            self._recompile()
-        return TaskSummary(task=task, layers=layers, size=self.model_size())
+        written = [
+            v for layer in self.grown_layers
+            for v in (layer.frozen_kernel, layer.owner, layer.active,
+                      layer._task_variables[task]["kernel_mask"],
+                      layer._task_variables[task]["channel_mask"])
+        ]
+        with self._transaction("finish_task()", written):
+            self._store_working()
+            self._select(task)
+            channel_on = {layer: layer.hard_channel_on() for layer in self.grown_layers}
+            input_on = self._input_on(channel_on)
+            layers = {
+                layer.name: layer.finish_task_state(input_on[layer])
+                for layer in self.grown_layers
+            }
+            self._freeze_task(task)
+            self._tasks[task]["finished"] = True
+            self._growth = False
+            self._select(task)
+            if getattr(self, "optimizer", None) is not None:
+                # The task's optimizer state has no further use: drop its slots.
+                self._recompile()
+            summary = TaskSummary(task=task, layers=layers, size=self.model_size())
+        return summary
 
     def select_task(self, task):
         """Makes `predict()`/`evaluate()` answer for `task` (0-based)."""
@@ -747,7 +815,8 @@ class GrownModel(keras.Model):
                 if self._tasks else
                 f"select_task({task}): the model has no task yet. Call add_task() first."
             )
-        self._select(int(task))
+        with self._transaction("select_task()"):
+            self._select(int(task))
 
     def export_task(self, task, path, **kwargs):
         """Writes a plain Keras model of what `task` uses (see `keras_grown.export`)."""
@@ -796,7 +865,7 @@ class GrownModel(keras.Model):
                 f"the dataset has a label {high}. Pass the right num_classes= or "
                 "remap the labels."
             )
-        return int(num_classes)
+        return int(num_classes), int(high)
 
     def _check_task_spec(self, spec, where="add_task()"):
         """Raises unless `spec` is the element_spec of (image, label) pairs this model reads."""
@@ -894,8 +963,9 @@ class GrownModel(keras.Model):
         bound = inspect.signature(keras.Model.compile).bind(self, *args, **kwargs)
         settings = dict(bound.arguments)
         settings.pop("self")
-        self._compile_settings.arguments = settings
-        self._compile(settings)
+        with self._transaction("compile()"):
+            self._compile_settings.arguments = settings
+            self._compile(settings)
 
     def compile_from_config(self, config):
         # `compile()` is overridden, so Keras leaves re-compiling a loaded
@@ -1326,21 +1396,13 @@ class GrownModel(keras.Model):
         state = list(self.variables)
         for optimizer in (self.optimizer, self.mask_optimizer):
             state += list(optimizer.variables) if optimizer is not None else []
-        saved = _Snapshot(state, limit=None)
-        optimizers = (self.optimizer, self.mask_optimizer)
-        plans = [layer.plan for layer in self.grown_layers]
-        self.clear_inference_cache()
         try:
-            return super().load_weights(filepath, *args, **kwargs)
+            # Loading re-plans the task and re-compiles: a failure puts the
+            # plans, the optimizers and every value back.
+            with self._transaction("load_weights()", state, limit=None):
+                self.clear_inference_cache()
+                return super().load_weights(filepath, *args, **kwargs)
         except Exception as error:
-            saved.restore()
-            # Loading may have re-planned the task: put the plans and the
-            # optimizers (restored above) back.
-            self.optimizer, self.mask_optimizer = optimizers
-            for layer, plan in zip(self.grown_layers, plans):
-                layer.plan = plan
-            if self._selected is not None:
-                self._select(self._selected)
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise ValueError(
                 f"load_weights({path!r}) failed ({type(error).__name__}: {reason}); the model "
@@ -1405,6 +1467,29 @@ class GrownModel(keras.Model):
         # Everything is built in __init__ (the backbone is a functional
         # model of known input shape; heads are added per task).
         self.built = True
+
+
+def _available_memory():
+    """Bytes of host memory available now (Linux' MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _bytes(count):
+    """`count` bytes in words: '3.6 TiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
+        count /= 1024
 
 
 def _check_input_shape(input_shape):
@@ -1479,47 +1564,6 @@ def _label_range(dataset):
 
     low, high, count, finite = labels.reduce(init, step)
     return int(low), int(high), int(count), bool(finite)
-
-
-class _Snapshot:
-    """fit()'s copy of the variables it may change, restored if fit() fails.
-
-    Kept in host memory up to `limit` bytes (None: always); a larger copy (VGG16-BN at
-    capacity 2: about 1 GB with the optimizer's slots) is spilled to a
-    temporary folder, one `.npy` file per variable, so that it does not add to
-    the resident memory of training (it sits in the page cache, which the OS
-    reclaims). If the folder cannot be written, the copy stays in memory.
-    """
-
-    def __init__(self, variables, limit):
-        self.variables = list(variables)
-        self.folder = None
-        self.values = None
-        nbytes = sum(
-            int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in self.variables
-        )
-        if limit is not None and nbytes > limit:
-            try:
-                self.folder = tempfile.mkdtemp(prefix="keras_grown_fit_")
-                for index, variable in enumerate(self.variables):
-                    np.save(os.path.join(self.folder, f"{index}.npy"), variable.numpy())
-                return
-            except OSError:
-                self.discard()
-        self.values = [np.array(v.numpy(), copy=True) for v in self.variables]
-
-    def restore(self):
-        for index, variable in enumerate(self.variables):
-            if self.folder is not None:
-                variable.assign(np.load(os.path.join(self.folder, f"{index}.npy")))
-            else:
-                variable.assign(self.values[index])
-
-    def discard(self):
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder = None
-        self.values = None
 
 
 class _InferenceCache:

@@ -292,7 +292,7 @@ CASES = [
     Case("temperature-negative", None, lambda m, c: kg.GrownModel(temperature=-1.0),
          ValueError, r"temperature must be positive\. Received: temperature=-1\.0"),
     Case("unknown-backbone", None, lambda m, c: kg.GrownModel(backbone="alexnet"),
-         ValueError, r"Unknown backbone 'alexnet'\. Expected one of \['lenet5', 'resnet18'"),
+         ValueError, r"Unknown backbone 'alexnet'\. Expected one of \['lenet5', 'lenet_small', 'resnet18'"),
     Case("unknown-gumbel-form", None, lambda m, c: kg.GrownModel(gumbel="gauss"),
          ValueError, r"gumbel='gauss'\. Use 'concrete'.*or 'paper'"),
     Case("mask_learning_rate-0", None, lambda m, c: kg.GrownModel(mask_learning_rate=0.0),
