@@ -98,9 +98,13 @@ class GrownModel(keras.Model):
       its own and are frozen forever; its outputs never change again.
 
     Args:
-        backbone: `"lenet5"`, `"vgg16_bn"`, `"resnet18"`, or a function
-            `fn(inputs) -> features` built from grown layers.
-        input_shape: shape of one input image, e.g. `(28, 28, 1)`.
+        backbone: `"lenet5"` (images of 16x16 and larger), `"lenet_small"`
+            (4x4 and larger, e.g. the 8x8 digits), `"vgg16_bn"`, `"resnet18"`,
+            or a function `fn(inputs) -> features` built from grown layers.
+            One that cannot take `input_shape` is refused, with the smallest
+            input it takes.
+        input_shape: shape of one input image, e.g. `(28, 28, 1)`: positive
+            integers.
         seed_ratio: fraction of the full-size width active at the start, in
             (0, 1].
         capacity: allocated width as a multiple of the full-size width, >= 1.
