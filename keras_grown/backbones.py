@@ -15,7 +15,7 @@ models built on it, and pass the function as `GrownModel(backbone=fn)`.
 import keras
 import numpy as np
 
-from keras_grown.layers import GrownConv2D, GrownDense, GrownLayer
+from keras_grown.layers import GrownConv2D, GrownDense, GrownLayer, growth_scope
 
 
 @keras.saving.register_keras_serializable(package="keras_grown")
@@ -28,6 +28,24 @@ def lenet5(inputs):
     x = keras.layers.Flatten(name="flatten")(x)
     x = GrownDense(800, activation="relu", name="fc1")(x)
     return GrownDense(500, activation="relu", name="fc2")(x)
+
+
+@keras.saving.register_keras_serializable(package="keras_grown")
+def lenet_small(inputs):
+    """A small LeNet for small images (20-50-200-100): two 3x3 'same' convs, two dense layers.
+
+    LeNet-5's 5x5 valid convolutions need images of 16x16 or more; this one
+    keeps LeNet-5's layout (conv, pool, conv, pool, dense, dense) with 3x3
+    'same' convolutions, so it takes any image of 4x4 or more (scikit-learn's
+    8x8 digits), and smaller dense layers for the smaller feature map.
+    """
+    x = GrownConv2D(20, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+    x = GrownConv2D(50, 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool2")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = GrownDense(200, activation="relu", name="fc1")(x)
+    return GrownDense(100, activation="relu", name="fc2")(x)
 
 
 _VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -73,7 +91,81 @@ def resnet18(inputs):
     return keras.layers.GlobalAveragePooling2D(name="gap")(x)
 
 
-BACKBONES = {"lenet5": lenet5, "vgg16_bn": vgg16_bn, "resnet18": resnet18}
+BACKBONES = {
+    "lenet5": lenet5, "lenet_small": lenet_small, "vgg16_bn": vgg16_bn, "resnet18": resnet18,
+}
+
+# LeNet-5's smallest input: 5x5 valid conv (s - 4), 2x2 pool, 5x5 valid conv,
+# 2x2 pool must leave at least one pixel, so s >= 16
+# (`tests/test_bad_inputs.py` checks it against `smallest_input()`).
+LENET5_SMALLEST_INPUT = 16
+
+
+def default_backbone(input_shape):
+    """The backbone keras-grown picks for images of `input_shape` when none is named.
+
+    `"lenet5"` (the paper's) for images of 16x16 and larger; `"lenet_small"`
+    for smaller ones (scikit-learn's 8x8 digits), which LeNet-5 cannot take.
+    """
+    spatial = tuple(int(d) for d in tuple(input_shape)[:-1])
+    if spatial and min(spatial) < LENET5_SMALLEST_INPUT:
+        return "lenet_small"
+    return "lenet5"
+
+
+def empty_output(model):
+    """The first layer of a functional model whose output has a dimension < 1, or None.
+
+    Valid convolutions and pooling on an image too small for them give
+    feature maps of size 0 or less; Keras may build such a model anyway.
+    """
+    for operation in model.operations:
+        for node in operation._inbound_nodes:
+            for tensor in node.output_tensors:
+                if any(d is not None and d < 1 for d in tensor.shape[1:]):
+                    return operation.name, tuple(tensor.shape)
+    return None
+
+
+def takes_input(backbone, input_shape):
+    """Whether `backbone` builds on images of `input_shape` with no empty feature map.
+
+    Builds it once at the full-size width (capacity 1, no growth pool).
+    """
+    function = get_backbone(backbone)
+    try:
+        with growth_scope(seed_ratio=1.0, capacity=1.0):
+            inputs = keras.Input(tuple(input_shape))
+            features = function(inputs)
+        return empty_output(keras.Model(inputs, features)) is None
+    except Exception:  # any failure to build means: not this shape
+        return False
+
+
+def smallest_input(backbone, input_shape, largest=1024):
+    """The smallest square image size (s, s) that `backbone` takes, or None.
+
+    The channels are those of `input_shape`. Found by building the backbone
+    at doubling sizes, then bisecting (each try builds it once): meant for
+    error messages, not for hot paths. None when no size up to `largest`
+    works, or for inputs that are not images (rank other than 3).
+    """
+    input_shape = tuple(int(d) for d in input_shape)
+    if len(input_shape) != 3:
+        return None
+    channels = input_shape[-1]
+    low, size = 0, 1  # low: the largest size known not to work
+    while not takes_input(backbone, (size, size, channels)):
+        low, size = size, size * 2
+        if size > largest:
+            return None
+    while size - low > 1:
+        middle = (low + size) // 2
+        if takes_input(backbone, (middle, middle, channels)):
+            size = middle
+        else:
+            low = middle
+    return size, size
 
 
 def get_backbone(backbone):

@@ -1053,8 +1053,8 @@ def add_bench_command(subparsers):
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
-        "--backbone", default=None, choices=("lenet5", "vgg16_bn", "resnet18"),
-        help="default: GrownModel's (lenet5)",
+        "--backbone", default=None, choices=("lenet5", "lenet_small", "vgg16_bn", "resnet18"),
+        help="default: lenet5, or lenet_small for images smaller than 16x16 (split_digits)",
     )  # fmt: skip
     parser.add_argument("--l0-lambda", type=float, default=None)
     parser.add_argument("--seed-ratio", type=float, default=None, help="growing methods only")

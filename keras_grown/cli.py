@@ -11,6 +11,8 @@ from keras_grown.version import __version__
 
 STRATEGIES = ("none", "mirrored", "multiworker")
 
+BACKBONES = ("lenet5", "lenet_small", "vgg16_bn", "resnet18")
+
 STREAMS = (
     "split_fashion_mnist",
     "confusable_fashion_mnist",
@@ -97,7 +99,11 @@ def build_parser():
                      help="number of tasks (default: the stream's own)")
     run.add_argument("--train-per-task", type=_positive_int, default=None,
                      help="training examples per task (default: all)")
-    run.add_argument("--backbone", default="lenet5", choices=("lenet5", "vgg16_bn", "resnet18"))
+    run.add_argument("--first-tasks", type=_positive_int, default=None,
+                     help="learn only the first N tasks of the stream (default: all)")
+    run.add_argument("--backbone", default=None, choices=BACKBONES,
+                     help="default: lenet5, or lenet_small for images smaller than 16x16 "
+                          "(split_digits)")
     run.add_argument("--epochs", type=_positive_int, default=2, help="epochs per stage")
     run.add_argument("--batch-size", type=_positive_int, default=64)
     run.add_argument("--seed-ratio", type=float, default=0.5)
@@ -191,6 +197,10 @@ def _learn_and_report(args, strategy):
     os.makedirs(args.out, exist_ok=True)
     set_seed(args.seed)
     stream = _stream(args)
+    if args.backbone is None:
+        args.backbone = kg.backbones.default_backbone(stream.input_shape)
+    if args.first_tasks is not None:
+        stream = stream[: args.first_tasks]
     model = kg.GrownModel(
         backbone=args.backbone, input_shape=stream.input_shape, seed_ratio=args.seed_ratio,
         capacity=args.capacity, l0_lambda=args.l0_lambda, gumbel=args.gumbel,

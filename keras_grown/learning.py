@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_grown.evaluation import AccuracyMatrix
 from keras_grown.model import GrownModel
+from keras_grown.transaction import learning_task
 
 
 @dataclasses.dataclass
@@ -273,44 +274,47 @@ def learn(
     for index, task in enumerate(tasks):
         if index < first:
             continue
-        keras.utils.set_random_seed(int(seed) + index)
-        start = time.perf_counter()
-        run = TaskRun(
-            task, prepare(task.train, batch_size, shuffle=True, seed=seed + index),
-            prepare(task.val, 256), epochs, growth_epochs, max_growth_rounds, fit_kwargs,
-        )
-        learner = method.model_for_task(index)
-        goal = targets[index]
-        if goal == "scratch":
-            goal = scratch_reference(learner, task, epochs, batch_size, seed=seed + index)
-        rounds = method.train_task(run, learner, index, task, goal)
-        summary = learner.finish_task()
-        method.end_task(run, learner, index, task)
-        result.val_accuracy.append(run.val_accuracy(learner))
-        result.time_per_task.append(time.perf_counter() - start)
-        for callback in callbacks or ():
-            if hasattr(callback, "on_task_end"):
-                callback.on_task_end(learner, summary)
-        for seen in range(index + 1):
-            evaluated, local = method.evaluation_model(seen)
-            evaluated.select_task(local)
-            matrix.record(index, seen, _accuracy(evaluated, tests[seen]))
-        size = method.model_size()
-        matrix.record_model_size(index, size)
-        matrix.record_time(index, result.time_per_task[-1])
-        result.model_size.append(size)
-        result.targets.append(goal)
-        result.growth_rounds.append(rounds)
-        result.summaries.append(summary)
-        result.growth.append(learner.growth_report())
-        if checkpoint_dir is not None:
-            from keras_grown import checkpoint
-
-            checkpoint.write_checkpoint(
-                checkpoint_dir, index + 1, method.models,
-                {"settings": run_settings, "result": _result_state(result)},
-                method.state_arrays(),
+        # All or nothing per task: a failure leaves the model(s) as after the
+        # previous task (the state of the last checkpoint) and is raised.
+        with learning_task(method):
+            keras.utils.set_random_seed(int(seed) + index)
+            start = time.perf_counter()
+            run = TaskRun(
+                task, prepare(task.train, batch_size, shuffle=True, seed=seed + index),
+                prepare(task.val, 256), epochs, growth_epochs, max_growth_rounds, fit_kwargs,
             )
+            learner = method.model_for_task(index)
+            goal = targets[index]
+            if goal == "scratch":
+                goal = scratch_reference(learner, task, epochs, batch_size, seed=seed + index)
+            rounds = method.train_task(run, learner, index, task, goal)
+            summary = learner.finish_task()
+            method.end_task(run, learner, index, task)
+            result.val_accuracy.append(run.val_accuracy(learner))
+            result.time_per_task.append(time.perf_counter() - start)
+            for callback in callbacks or ():
+                if hasattr(callback, "on_task_end"):
+                    callback.on_task_end(learner, summary)
+            for seen in range(index + 1):
+                evaluated, local = method.evaluation_model(seen)
+                evaluated.select_task(local)
+                matrix.record(index, seen, _accuracy(evaluated, tests[seen]))
+            size = method.model_size()
+            matrix.record_model_size(index, size)
+            matrix.record_time(index, result.time_per_task[-1])
+            result.model_size.append(size)
+            result.targets.append(goal)
+            result.growth_rounds.append(rounds)
+            result.summaries.append(summary)
+            result.growth.append(learner.growth_report())
+            if checkpoint_dir is not None:
+                from keras_grown import checkpoint
+
+                checkpoint.write_checkpoint(
+                    checkpoint_dir, index + 1, method.models,
+                    {"settings": run_settings, "result": _result_state(result)},
+                    method.state_arrays(),
+                )
     result.model = method.model
     return result
 

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_grown import backbones
 from keras_grown.model import GrownModel
 
 # Settings that make the engine an ordinary full-size network.
@@ -104,9 +105,11 @@ class Method:
     # -- models -----------------------------------------------------------
     def build_model(self, input_shape):
         """A compiled `GrownModel` with the method's settings."""
-        model = GrownModel(
-            input_shape=input_shape, **{**self.model_kwargs, **self.settings()}
-        )
+        settings = {**self.model_kwargs, **self.settings()}
+        # No backbone named: the one that takes these images (lenet5, or
+        # lenet_small for images smaller than 16x16).
+        settings.setdefault("backbone", backbones.default_backbone(input_shape))
+        model = GrownModel(input_shape=input_shape, **settings)
         if self.optimizer is None:
             optimizer = keras.optimizers.Adam(self.learning_rate)
         else:

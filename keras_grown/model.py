@@ -5,8 +5,6 @@ import inspect
 import math
 import os
 import random
-import shutil
-import tempfile
 import warnings
 
 import keras
@@ -17,7 +15,9 @@ from keras import ops
 from keras_grown import backbones as backbones_lib
 from keras_grown import masks
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin, growth_scope
-from keras_grown.layers.grown_base import validate_growth_settings
+from keras_grown.layers.grown_base import check_finite, validate_growth_settings
+from keras_grown.transaction import ValueSnapshot as _Snapshot
+from keras_grown.transaction import transaction
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,9 +98,13 @@ class GrownModel(keras.Model):
       its own and are frozen forever; its outputs never change again.
 
     Args:
-        backbone: `"lenet5"`, `"vgg16_bn"`, `"resnet18"`, or a function
-            `fn(inputs) -> features` built from grown layers.
-        input_shape: shape of one input image, e.g. `(28, 28, 1)`.
+        backbone: `"lenet5"` (images of 16x16 and larger), `"lenet_small"`
+            (4x4 and larger, e.g. the 8x8 digits), `"vgg16_bn"`, `"resnet18"`,
+            or a function `fn(inputs) -> features` built from grown layers.
+            One that cannot take `input_shape` is refused, with the smallest
+            input it takes.
+        input_shape: shape of one input image, e.g. `(28, 28, 1)`: positive
+            integers.
         seed_ratio: fraction of the full-size width active at the start, in
             (0, 1].
         capacity: allocated width as a multiple of the full-size width, >= 1.
@@ -201,19 +205,19 @@ class GrownModel(keras.Model):
     ):
         backbone_fn = backbones_lib.get_backbone(backbone)
         validate_growth_settings(seed_ratio, capacity)
-        if not float(l0_lambda) >= 0:
+        if not check_finite("l0_lambda", l0_lambda, ">= 0") >= 0:
             raise ValueError(f"l0_lambda must be >= 0. Received: l0_lambda={l0_lambda}")
-        if not float(temperature) > 0:
+        if not check_finite("temperature", temperature, "> 0") > 0:
             raise ValueError(
                 f"temperature must be positive. Received: temperature={temperature}"
             )
         masks.validate_gumbel_form(gumbel)
-        if not float(mask_learning_rate) > 0:
+        if not check_finite("mask_learning_rate", mask_learning_rate, "> 0") > 0:
             raise ValueError(
                 "mask_learning_rate must be positive. "
                 f"Received: mask_learning_rate={mask_learning_rate}"
             )
-        input_shape = tuple(int(d) for d in input_shape)
+        input_shape = _check_input_shape(input_shape)
         super().__init__(**kwargs)
         self.backbone_name = backbones_lib.backbone_name(backbone)
         self.image_shape = input_shape
@@ -268,15 +272,23 @@ class GrownModel(keras.Model):
         self.fit_snapshot_memory_limit = 256 * 2**20
         self.seed = seed
 
-        with growth_scope(
-            seed_ratio=self.seed_ratio, capacity=self.capacity,
-            temperature=self.temperature, gumbel=self.gumbel,
-            selective_init=self.selective_init, attentive_init=self.attentive_init,
-            grown_init=self.grown_init, seed=seed,
-        ):
-            inputs = keras.Input(input_shape, name="image")
-            features = backbone_fn(inputs)
-        self.backbone = keras.Model(inputs, features, name="backbone")
+        try:
+            with growth_scope(
+                seed_ratio=self.seed_ratio, capacity=self.capacity,
+                temperature=self.temperature, gumbel=self.gumbel,
+                selective_init=self.selective_init, attentive_init=self.attentive_init,
+                grown_init=self.grown_init, seed=seed,
+            ):
+                inputs = keras.Input(input_shape, name="image")
+                features = backbone_fn(inputs)
+            backbone_model = keras.Model(inputs, features, name="backbone")
+            empty = backbones_lib.empty_output(backbone_model)
+        except Exception as error:  # a shape error from inside a layer's call()
+            _refuse_input_shape(backbone, input_shape, error, None)
+            raise
+        if empty is not None:
+            _refuse_input_shape(backbone, input_shape, None, empty)
+        self.backbone = backbone_model
         if len(features.shape) != 2:
             raise ValueError(
                 "A backbone must return 2D features (batch_size, features); "
@@ -621,6 +633,55 @@ class GrownModel(keras.Model):
             self._inference_cache.functions[key] = function
         return function
 
+    # ------------------------------------------------------ transactions
+    def _transaction(self, call, values=(), limit="fit"):
+        """All or nothing for the body of a public call (see `keras_grown.transaction`).
+
+        `values` are the storage variables the call may write; the working
+        variables of the task's plans and, while they are newer than it, the
+        storage they are written back to are added here.
+        """
+        values = list(values)
+        for plan in self._plans():
+            values += plan.working_variables
+            if plan.ahead:
+                layer = plan.layer
+                values += [layer.free_kernel, *layer.score_variables]
+        if limit == "fit":
+            limit = self.fit_snapshot_memory_limit
+        return transaction(self, call, values, limit=limit)
+
+    def _task_storage(self):
+        """The variables learning a task may write: all but the finished tasks' own."""
+        finished = {
+            id(v)
+            for layer in self._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, TaskStateMixin)
+            for k in self.finished_tasks if k < len(layer._task_variables)
+            for v in layer._task_variables[k].values()
+        }
+        return [v for v in self.variables if id(v) not in finished]
+
+    def _score_storage(self):
+        return [v for layer in self.grown_layers for v in layer.score_variables]
+
+    def _check_head_fits(self, num_classes, high):
+        """Refuses, before anything is created, a head that would not fit in memory."""
+        features = int(self.heads.features)
+        head_bytes = (features + 1) * int(num_classes) * 4
+        # Training holds the weights, their gradients and Adam's two slots.
+        training_bytes = 4 * head_bytes
+        available = _available_memory()
+        if available is not None and training_bytes > available:
+            raise ValueError(
+                f"add_task(num_classes={num_classes}): this task's head would hold "
+                f"{features:,} x {num_classes:,} float32 weights, {_bytes(head_bytes)} (about "
+                f"{_bytes(training_bytes)} to train with Adam: weights, gradients and two "
+                f"optimizer slots), more than the {_bytes(available)} of memory available. "
+                f"The labels of this data go up to {high}: pass the task's real number of "
+                "classes as num_classes=."
+            )
+
     def add_task(self, data, num_classes=None, grow=None):
         """Starts learning a new task.
 
@@ -647,26 +708,32 @@ class GrownModel(keras.Model):
                 f"Task {self.current_task} is not finished. Call finish_task() "
                 "before add_task()."
             )
-        num_classes = self._check_task_data(data, num_classes)
+        num_classes, high = self._check_task_data(data, num_classes)
         if grow and not self.learnable_growth:
             raise ValueError(
                 "add_task(grow=True) needs learnable growth, but this model was "
                 "built with learnable_growth=False."
             )
-        self._create_task(num_classes)
-        index = len(self._tasks) - 1
-        for layer in self.grown_layers:
-            layer.reset_scores()
-            if index > 0:
-                # The frozen kernels a task reuses were trained with the
-                # previous task's biases and batch-norm state: start there.
-                layer.inherit_task_state(index, index - 1)
-        if grow is None:
-            grow = index == 0
-        self._growth = bool(grow) and self.learnable_growth and self._has_dormant_channels()
-        self._masks_fixed = False
-        self._select(index)
-        self._recompile()
+        self._check_head_fits(num_classes, high)
+        # All or nothing: a failure while creating the task's state (out of
+        # memory, an interrupt) removes what was created.
+        with self._transaction("add_task()", self._score_storage()):
+            self._create_task(num_classes)
+            index = len(self._tasks) - 1
+            for layer in self.grown_layers:
+                layer.reset_scores()
+                if index > 0:
+                    # The frozen kernels a task reuses were trained with the
+                    # previous task's biases and batch-norm state: start there.
+                    layer.inherit_task_state(index, index - 1)
+            if grow is None:
+                grow = index == 0
+            self._growth = (
+                bool(grow) and self.learnable_growth and self._has_dormant_channels()
+            )
+            self._masks_fixed = False
+            self._select(index)
+            self._recompile()
         return index
 
     def grow(self):
@@ -687,13 +754,14 @@ class GrownModel(keras.Model):
                 "The capacity is spent: no dormant channel is left to grow. Build "
                 "the model with a larger capacity= to grow further."
             )
-        self._store_working()
-        if self._growth:
-            for layer in self.grown_layers:
-                layer.reset_dormant_grown_scores()
-        self._growth = True
-        self._masks_fixed = False
-        self._select(self.current_task)
+        with self._transaction("grow()", [l.grown_score for l in self.grown_layers]):
+            self._store_working()
+            if self._growth:
+                for layer in self.grown_layers:
+                    layer.reset_dormant_grown_scores()
+            self._growth = True
+            self._masks_fixed = False
+            self._select(self.current_task)
 
     def fix_masks(self):
         """Fixes the current task's masks at their hard values for the rest of the task.
@@ -709,9 +777,10 @@ class GrownModel(keras.Model):
         """
         if self.current_task is None:
             raise ValueError("fix_masks() needs a task being learned. Call add_task() first.")
-        self._store_working()
-        self._masks_fixed = True
-        self._select(self.current_task)
+        with self._transaction("fix_masks()"):
+            self._store_working()
+            self._masks_fixed = True
+            self._select(self.current_task)
 
     @property
     def masks_fixed(self):
@@ -736,11 +805,14 @@ class GrownModel(keras.Model):
                 "prune(ratio) takes the fraction of the task's free weights to "
                 f"release, in [0, 1). Received: ratio={ratio}"
             )
-        self._store_working()
-        self._select(self.current_task)
-        input_on = self._input_on({l: l.hard_channel_on() for l in self.grown_layers})
-        result = {l.name: l.prune_free_kernels(ratio, input_on[l]) for l in self.grown_layers}
-        self._select(self.current_task)
+        with self._transaction("prune()", [l.attentive_score for l in self.grown_layers]):
+            self._store_working()
+            self._select(self.current_task)
+            input_on = self._input_on({l: l.hard_channel_on() for l in self.grown_layers})
+            result = {
+                l.name: l.prune_free_kernels(ratio, input_on[l]) for l in self.grown_layers
+            }
+            self._select(self.current_task)
         return result
 
     def _has_dormant_channels(self):
@@ -765,22 +837,31 @@ class GrownModel(keras.Model):
         task = self.current_task
         if task is None:
             raise ValueError("finish_task() needs a task being learned. Call add_task() first.")
-        self._store_working()
-        self._select(task)
-        channel_on = {layer: layer.hard_channel_on() for layer in self.grown_layers}
-        input_on = self._input_on(channel_on)
-        layers = {
-            layer.name: layer.finish_task_state(input_on[layer]) for layer in self.grown_layers
-        }
-        self._freeze_task(task)
-        self._tasks[task]["finished"] = True
-        self._growth = False
-        self._masks_fixed = False
-        self._select(task)
-        if getattr(self, "optimizer", None) is not None:
-            # The task's optimizer state has no further use: drop its slots.
-            self._recompile()
-        return TaskSummary(task=task, layers=layers, size=self.model_size())
+        written = [
+            v for layer in self.grown_layers
+            for v in (layer.frozen_kernel, layer.owner, layer.active,
+                      layer._task_variables[task]["kernel_mask"],
+                      layer._task_variables[task]["channel_mask"])
+        ]
+        with self._transaction("finish_task()", written):
+            self._store_working()
+            self._select(task)
+            channel_on = {layer: layer.hard_channel_on() for layer in self.grown_layers}
+            input_on = self._input_on(channel_on)
+            layers = {
+                layer.name: layer.finish_task_state(input_on[layer])
+                for layer in self.grown_layers
+            }
+            self._freeze_task(task)
+            self._tasks[task]["finished"] = True
+            self._growth = False
+            self._masks_fixed = False
+            self._select(task)
+            if getattr(self, "optimizer", None) is not None:
+                # The task's optimizer state has no further use: drop its slots.
+                self._recompile()
+            summary = TaskSummary(task=task, layers=layers, size=self.model_size())
+        return summary
 
     def select_task(self, task):
         """Makes `predict()`/`evaluate()` answer for `task` (0-based)."""
@@ -793,7 +874,8 @@ class GrownModel(keras.Model):
                 if self._tasks else
                 f"select_task({task}): the model has no task yet. Call add_task() first."
             )
-        self._select(int(task))
+        with self._transaction("select_task()"):
+            self._select(int(task))
 
     def export_task(self, task, path, **kwargs):
         """Writes a plain Keras model of what `task` uses (see `keras_grown.export`)."""
@@ -845,7 +927,7 @@ class GrownModel(keras.Model):
                 f"the dataset has a label {high}. Pass the right num_classes= or "
                 "remap the labels."
             )
-        return int(num_classes)
+        return int(num_classes), int(high)
 
     def _check_task_spec(self, spec, where="add_task()"):
         """Raises unless `spec` is the element_spec of (image, label) pairs this model reads."""
@@ -901,15 +983,36 @@ class GrownModel(keras.Model):
                     self._check_images(spec.shape, spec.dtype, f"fit({argument}=...)", True)
             elif hasattr(data, "shape") and hasattr(data, "dtype"):
                 self._check_images(data.shape, data.dtype, f"fit({argument}=...)", True)
-        if isinstance(y, np.ndarray) and y.size and np.issubdtype(y.dtype, np.integer):
-            num_classes = self._tasks[self.current_task]["num_classes"]
-            if y.min() < 0 or y.max() >= num_classes:
-                raise ValueError(
-                    f"fit(): task {self.current_task} has {num_classes} classes, so labels "
-                    f"must be in 0..{num_classes - 1}; received labels {y.min()}..{y.max()}. "
-                    "Remap the labels, or start a task with the right num_classes= "
-                    "(add_task())."
-                )
+        self._check_labels(
+            y, "fit()", self.current_task,
+            "Remap the labels, or start a task with the right num_classes= (add_task()).",
+        )
+
+    def _check_labels(self, y, where, task, fix):
+        """Refuses array labels outside the classes of `task` (datasets: `_label_error`)."""
+        if isinstance(y, (list, tf.Tensor)):
+            y = np.asarray(y)
+        if not (isinstance(y, np.ndarray) and y.size and np.issubdtype(y.dtype, np.integer)):
+            return
+        num_classes = self._tasks[task]["num_classes"]
+        if y.min() < 0 or y.max() >= num_classes:
+            raise ValueError(
+                f"{where}: task {task} has {num_classes} classes, so labels "
+                f"must be in 0..{num_classes - 1}; received labels {y.min()}..{y.max()}. {fix}"
+            )
+
+    def _label_error(self, error, where, task, fix):
+        """A clear ValueError for TensorFlow's error on a label outside the task's classes, or None."""
+        detail = [
+            line.split("  Label values")[0].strip()
+            for line in str(error).splitlines() if "label value" in line
+        ]
+        if not (isinstance(error, tf.errors.InvalidArgumentError) and detail):
+            return None
+        return ValueError(
+            f"{where}: a label is outside the classes of task {task} "
+            f"({self._tasks[task]['num_classes']} classes): {detail[0]} {fix}"
+        )
 
     # ------------------------------------------------------------- training
     def compile(self, *args, **kwargs):
@@ -922,11 +1025,12 @@ class GrownModel(keras.Model):
         bound = inspect.signature(keras.Model.compile).bind(self, *args, **kwargs)
         settings = dict(bound.arguments)
         settings.pop("self")
-        self._compile_settings.arguments = settings
-        # New loss and metrics objects: the cached evaluation steps of
-        # finished tasks update the old ones.
-        self._inference_cache.functions.clear()
-        self._compile(settings)
+        with self._transaction("compile()"):
+            self._compile_settings.arguments = settings
+            # New loss and metrics objects: the cached evaluation steps of
+            # finished tasks update the old ones.
+            self._inference_cache.functions.clear()
+            self._compile(settings)
 
     def compile_from_config(self, config):
         # `compile()` is overridden, so Keras leaves re-compiling a loaded
@@ -1075,16 +1179,13 @@ class GrownModel(keras.Model):
                     "model was restored to its state before this fit() call (finished "
                     "tasks are unchanged)."
                 ) from None
-            detail = [
-                line.strip() for line in str(error).splitlines() if "label value" in line
-            ]
-            if isinstance(error, tf.errors.InvalidArgumentError) and detail:
-                raise ValueError(
-                    f"fit(): a label is outside the classes of task {self.current_task} "
-                    f"({self._tasks[self.current_task]['num_classes']} classes): "
-                    f"{detail[0]} Remap the labels to 0..k-1. The model was restored to "
-                    "its state before this fit() call."
-                ) from None
+            clear = self._label_error(
+                error, "fit()", self.current_task,
+                "Remap the labels to 0..k-1. The model was restored to its state before "
+                "this fit() call.",
+            )
+            if clear is not None:
+                raise clear from None
             raise
         finally:
             self._in_fit = False
@@ -1099,9 +1200,42 @@ class GrownModel(keras.Model):
         finally:
             self._store_working()
 
+    _EVALUATE_FIX = (
+        "Remap the labels to 0..k-1, or select the task they belong to with select_task()."
+    )
+
     def evaluate(self, *args, **kwargs):
+        """Like `keras.Model.evaluate`, for the selected task.
+
+        Labels outside the selected task's classes are refused with a
+        `ValueError` (arrays before any step, datasets when a batch holds one).
+        """
         self._check_selected()
-        return super().evaluate(*args, **kwargs)
+        bound = inspect.signature(keras.Model.evaluate).bind(self, *args, **kwargs)
+        self._check_labels(bound.arguments.get("y"), "evaluate()", self._selected,
+                           self._EVALUATE_FIX)
+        try:
+            return super().evaluate(*args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            clear = self._label_error(error, "evaluate()", self._selected, self._EVALUATE_FIX)
+            if clear is None:
+                raise
+            raise clear from None
+
+    def test_on_batch(self, *args, **kwargs):
+        """Like `keras.Model.test_on_batch`; refuses labels outside the selected task's classes."""
+        self._check_selected()
+        bound = inspect.signature(keras.Model.test_on_batch).bind(self, *args, **kwargs)
+        self._check_labels(bound.arguments.get("y"), "test_on_batch()", self._selected,
+                           self._EVALUATE_FIX)
+        try:
+            return super().test_on_batch(*args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            clear = self._label_error(error, "test_on_batch()", self._selected,
+                                      self._EVALUATE_FIX)
+            if clear is None:
+                raise
+            raise clear from None
 
     def predict(self, *args, **kwargs):
         self._check_selected()
@@ -1358,21 +1492,13 @@ class GrownModel(keras.Model):
         state = list(self.variables)
         for optimizer in (self.optimizer, self.mask_optimizer):
             state += list(optimizer.variables) if optimizer is not None else []
-        saved = _Snapshot(state, limit=None)
-        optimizers = (self.optimizer, self.mask_optimizer)
-        plans = [layer.plan for layer in self.grown_layers]
-        self.clear_inference_cache()
         try:
-            return super().load_weights(filepath, *args, **kwargs)
+            # Loading re-plans the task and re-compiles: a failure puts the
+            # plans, the optimizers and every value back.
+            with self._transaction("load_weights()", state, limit=None):
+                self.clear_inference_cache()
+                return super().load_weights(filepath, *args, **kwargs)
         except Exception as error:
-            saved.restore()
-            # Loading may have re-planned the task: put the plans and the
-            # optimizers (restored above) back.
-            self.optimizer, self.mask_optimizer = optimizers
-            for layer, plan in zip(self.grown_layers, plans):
-                layer.plan = plan
-            if self._selected is not None:
-                self._select(self._selected)
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise ValueError(
                 f"load_weights({path!r}) failed ({type(error).__name__}: {reason}); the model "
@@ -1440,6 +1566,78 @@ class GrownModel(keras.Model):
         self.built = True
 
 
+def _available_memory():
+    """Bytes of host memory available now (Linux' MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _bytes(count):
+    """`count` bytes in words: '3.6 TiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
+        count /= 1024
+
+
+def _check_input_shape(input_shape):
+    """`input_shape` as a tuple of positive ints, or a clear error."""
+    try:
+        shape = tuple(input_shape)
+        valid = bool(shape) and all(
+            not isinstance(d, bool) and float(d) == int(d) and int(d) >= 1 for d in shape
+        )
+    except (TypeError, ValueError, OverflowError):
+        valid = False
+    if not valid:
+        raise ValueError(
+            "input_shape is the shape of one image, e.g. (28, 28, 1): a tuple of "
+            f"positive integers. Received: input_shape={input_shape!r}"
+        )
+    return tuple(int(d) for d in shape)
+
+
+def _refuse_input_shape(backbone, input_shape, error, empty):
+    """Raises a clear error when `backbone` cannot take images of `input_shape`.
+
+    Called when building the backbone failed (`error`) or left a layer with an
+    empty output (`empty`: (layer name, shape)). Returns (the caller re-raises
+    `error`) when no input size works either: the failure is not the size.
+    """
+    smallest = backbones_lib.smallest_input(backbone, input_shape)
+    if smallest is None:
+        if error is None:
+            raise ValueError(
+                f"The backbone's layer {empty[0]!r} gets an empty output of shape "
+                f"{empty[1]} from images of input_shape={input_shape}. Check the backbone."
+            )
+        return
+    name = backbones_lib.backbone_name(backbone) if not callable(backbone) else getattr(
+        backbone, "__name__", repr(backbone)
+    )
+    if empty is not None:
+        why = f"its layer {empty[0]!r} would output shape {empty[1]}"
+    else:
+        why = "its convolutions and pooling shrink the feature maps below one pixel"
+    fit = [n for n in backbones_lib.BACKBONES
+           if n != name and backbones_lib.default_backbone(input_shape) == n]
+    hint = f", or use backbone={fit[0]!r}, which takes images this small" if fit else ""
+    raise ValueError(
+        f"The backbone {name!r} cannot take images of input_shape={input_shape}: {why}. "
+        f"The smallest input it takes is {smallest[0]}x{smallest[1]} "
+        f"(input_shape={smallest + input_shape[-1:]}). Resize the images{hint}."
+    ) from error
+
+
 def _label_range(dataset):
     """(min label, max label, count, images all finite) of a dataset of (x, y[, w]) in one pass."""
     labels = dataset.map(
@@ -1463,47 +1661,6 @@ def _label_range(dataset):
 
     low, high, count, finite = labels.reduce(init, step)
     return int(low), int(high), int(count), bool(finite)
-
-
-class _Snapshot:
-    """fit()'s copy of the variables it may change, restored if fit() fails.
-
-    Kept in host memory up to `limit` bytes (None: always); a larger copy (VGG16-BN at
-    capacity 2: about 1 GB with the optimizer's slots) is spilled to a
-    temporary folder, one `.npy` file per variable, so that it does not add to
-    the resident memory of training (it sits in the page cache, which the OS
-    reclaims). If the folder cannot be written, the copy stays in memory.
-    """
-
-    def __init__(self, variables, limit):
-        self.variables = list(variables)
-        self.folder = None
-        self.values = None
-        nbytes = sum(
-            int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in self.variables
-        )
-        if limit is not None and nbytes > limit:
-            try:
-                self.folder = tempfile.mkdtemp(prefix="keras_grown_fit_")
-                for index, variable in enumerate(self.variables):
-                    np.save(os.path.join(self.folder, f"{index}.npy"), variable.numpy())
-                return
-            except OSError:
-                self.discard()
-        self.values = [np.array(v.numpy(), copy=True) for v in self.variables]
-
-    def restore(self):
-        for index, variable in enumerate(self.variables):
-            if self.folder is not None:
-                variable.assign(np.load(os.path.join(self.folder, f"{index}.npy")))
-            else:
-                variable.assign(self.values[index])
-
-    def discard(self):
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder = None
-        self.values = None
 
 
 class _InferenceCache:

@@ -176,7 +176,8 @@ class GrownHyperModel(keras_tuner.HyperModel):
             `input_shape` is given and the stream is passed to
             `tuner.search(stream)` instead.
         input_shape: shape of one image; default: the stream's.
-        backbone: the `GrownModel` backbone.
+        backbone: the `GrownModel` backbone (default: `backbones.default_backbone()`
+            of the input shape: lenet5, or lenet_small below 16x16).
         l0_lambda, seed_ratio, learning_rate, temperature: None to search
             the default range (`SEARCH_SPACE`), a number to fix the value,
             or a `(low, high)` pair to search that range.
@@ -215,7 +216,7 @@ class GrownHyperModel(keras_tuner.HyperModel):
         self,
         stream=None,
         input_shape=None,
-        backbone="lenet5",
+        backbone=None,
         l0_lambda=None,
         seed_ratio=None,
         learning_rate=None,
@@ -274,7 +275,11 @@ class GrownHyperModel(keras_tuner.HyperModel):
         super().__init__(name=name, tunable=tunable)
         self.stream = stream
         self.input_shape = tuple(int(d) for d in input_shape)
-        self.backbone = backbone
+        # None: the backbone keras-grown picks for these images (lenet5, or
+        # lenet_small below 16x16).
+        self.backbone = (
+            backbones_lib.default_backbone(self.input_shape) if backbone is None else backbone
+        )
         self.space = space
         self.capacity = float(capacity)
         self.epochs = epochs
@@ -756,7 +761,10 @@ def add_tune_command(subparsers):
         help="accuracy_size = val_accuracy - size_penalty * " "max(0, model_size - size_budget)",
     )
     parser.add_argument("--size-budget", type=float, default=1.0)
-    parser.add_argument("--backbone", default="lenet5", choices=("lenet5", "vgg16_bn", "resnet18"))
+    parser.add_argument(
+        "--backbone", default=None, choices=tuple(backbones_lib.BACKBONES),
+        help="default: lenet5, or lenet_small for images smaller than 16x16 (split_digits)",
+    )
     parser.add_argument("--capacity", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=64)
     for flag in ("--l0-lambda", "--seed-ratio", "--learning-rate", "--temperature"):
@@ -796,6 +804,8 @@ def command_tune(args):
             f"Unknown tuner {args.tuner!r}. Choose one of {', '.join(sorted(TUNERS))}."
         )
     stream = datasets_lib.load_stream(args.stream, **stream_kwargs)
+    if args.backbone is None:
+        args.backbone = backbones_lib.default_backbone(_stream_input_shape(stream))
     where = "all tasks" if args.tune_tasks is None else f"the first {args.tune_tasks} task(s)"
     print(
         f"keras-grown tune: {args.tuner} search, {args.max_trials} trial(s), on {where} of "

@@ -292,13 +292,59 @@ CASES = [
     Case("temperature-negative", None, lambda m, c: kg.GrownModel(temperature=-1.0),
          ValueError, r"temperature must be positive\. Received: temperature=-1\.0"),
     Case("unknown-backbone", None, lambda m, c: kg.GrownModel(backbone="alexnet"),
-         ValueError, r"Unknown backbone 'alexnet'\. Expected one of \['lenet5', 'resnet18'"),
+         ValueError, r"Unknown backbone 'alexnet'\. Expected one of \['lenet5', 'lenet_small', 'resnet18'"),
     Case("unknown-gumbel-form", None, lambda m, c: kg.GrownModel(gumbel="gauss"),
          ValueError, r"gumbel='gauss'\. Use 'concrete'.*or 'paper'"),
     Case("mask_learning_rate-0", None, lambda m, c: kg.GrownModel(mask_learning_rate=0.0),
          ValueError, r"mask_learning_rate must be positive\. Received: mask_learning_rate=0\.0"),
     Case("unknown-l0_scope", None, lambda m, c: kg.GrownModel(l0_scope="all"),
          ValueError, r"l0_scope must be one of \('grown_channels', 'new_weights'\)"),
+    Case("capacity-inf", None, lambda m, c: kg.GrownModel(capacity=float("inf")),
+         ValueError, r"capacity must be a finite number >= 1 .*Received: capacity=inf"),
+    Case("seed_ratio-nan", None, lambda m, c: kg.GrownModel(seed_ratio=float("nan")),
+         ValueError, r"seed_ratio must be a finite number in \(0, 1\]\. Received: seed_ratio=nan"),
+    Case("temperature-inf", None, lambda m, c: kg.GrownModel(temperature=float("inf")),
+         ValueError, r"temperature must be a finite number > 0\. Received: temperature=inf"),
+    Case("l0_lambda-nan", None, lambda m, c: kg.GrownModel(l0_lambda=float("nan")),
+         ValueError, r"l0_lambda must be a finite number >= 0\. Received: l0_lambda=nan"),
+    Case("mask_learning_rate-inf", None,
+         lambda m, c: kg.GrownModel(mask_learning_rate=float("inf")),
+         ValueError, r"mask_learning_rate must be a finite number > 0\. "
+                     r"Received: mask_learning_rate=inf"),
+    Case("input_shape-0", None, lambda m, c: kg.GrownModel(input_shape=(0, 28, 1)),
+         ValueError, r"input_shape is the shape of one image.*positive integers\. "
+                     r"Received: input_shape=\(0, 28, 1\)"),
+    Case("input_shape-negative", None, lambda m, c: kg.GrownModel(input_shape=(28, -28, 1)),
+         ValueError, r"positive integers\. Received: input_shape=\(28, -28, 1\)"),
+    Case("lenet5-on-8x8-images", None, lambda m, c: kg.GrownModel(input_shape=(8, 8, 1)),
+         ValueError, r"backbone 'lenet5' cannot take images of input_shape=\(8, 8, 1\).*"
+                     r"smallest input it takes is 16x16 \(input_shape=\(16, 16, 1\)\)\. "
+                     r"Resize the images, or use backbone='lenet_small'"),
+    Case("own-backbone-on-images-too-small", None,
+         lambda m, c: kg.GrownModel(tiny_backbone, input_shape=(3, 3, 1)),
+         ValueError, r"cannot take images of input_shape=\(3, 3, 1\).*"
+                     r"smallest input it takes is 5x5"),
+    # add_task(): a head that cannot fit, refused before anything is created
+    Case("add_task-num_classes-too-large-for-memory", "finished",
+         lambda m, c: m.add_task((_images((28, 28, 1)), LABELS), num_classes=10**9),
+         ValueError, r"num_classes=1000000000.*1,000 x 1,000,000,000 float32 weights, "
+                     r"3\.6 TiB.*more than the .* of memory available.*labels of this data go "
+                     r"up to 1: pass the task's real number of classes"),
+    # evaluate() / test_on_batch(): labels of the selected task
+    Case("evaluate-labels-out-of-range-arrays", "learning",
+         lambda m, c: m.evaluate(c.images, c.labels + 4, verbose=0),
+         ValueError, r"evaluate\(\): task 1 has 2 classes.*0\.\.1; received labels 4\.\.5.*"
+                     r"select_task\(\)"),
+    Case("evaluate-labels-out-of-range-dataset", "learning",
+         lambda m, c: m.evaluate(_pairs(c.images, c.labels + 4).batch(8), verbose=0),
+         ValueError, r"evaluate\(\): a label is outside the classes of task 1 \(2 classes\).*"
+                     r"label value of [45].*Remap the labels"),
+    Case("evaluate-a-finished-task-with-labels-of-another", "finished",
+         lambda m, c: m.evaluate(_pairs(c.images, c.labels + 2).batch(8), verbose=0),
+         ValueError, r"outside the classes of task 0.*select the task they belong to"),
+    Case("test_on_batch-labels-out-of-range", "learning",
+         lambda m, c: m.test_on_batch(c.images, c.labels - 1),
+         ValueError, r"test_on_batch\(\): task 1 has 2 classes.*received labels -1\.\.0"),
     # learn(): refused before anything is trained
     Case("learn-epochs-0", "finished", lambda m, c: kg.learn(m, c.stream[1:3], epochs=0),
          ValueError, r"epochs must be .*>= 1.*Received: epochs=0"),
@@ -367,6 +413,17 @@ def test_a_wrong_call_names_the_fix_and_changes_nothing(case, request, ctx):
     if model is not None:
         assert_weights_unchanged(model, before)
         assert _task_state(model) == state
+
+
+def test_the_default_backbone_takes_the_stream_and_lenet5s_smallest_input_is_measured():
+    assert kg.backbones.smallest_input("lenet5", (28, 28, 1)) == (
+        kg.backbones.LENET5_SMALLEST_INPUT,) * 2
+    assert kg.backbones.smallest_input("lenet_small", (8, 8, 1)) == (4, 4)
+    assert kg.backbones.default_backbone((28, 28, 1)) == "lenet5"
+    assert kg.backbones.default_backbone((16, 16, 3)) == "lenet5"
+    assert kg.backbones.default_backbone((8, 8, 1)) == "lenet_small"
+    model = kg.GrownModel(kg.backbones.default_backbone((8, 8, 1)), input_shape=(8, 8, 1))
+    assert model.backbone.output_shape == (None, 200)  # fc2: 100 x capacity 2
 
 
 def test_other_backbones_weights_would_load_in_part(files):

@@ -1,5 +1,6 @@
 """kg.learn() and `keras-grown run` end to end on real Fashion-MNIST slices."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -119,3 +120,62 @@ def test_cli_version_and_help():
     proc = subprocess.run([sys.executable, "-m", "keras_grown.cli", "--help"],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "run" in proc.stdout
+
+
+# Each stream the CLI offers, with a tiny slice and the CLI's default backbone:
+# its first task (the digits, whose backbone is not LeNet-5: two tasks).
+CLI_STREAMS = {
+    "split_fashion_mnist": ["--num-tasks", "2", "--train-per-task", "16", "--first-tasks", "1"],
+    "permuted_fashion_mnist": ["--num-tasks", "2", "--train-per-task", "16",
+                               "--first-tasks", "1"],
+    "split_digits": ["--num-tasks", "5", "--train-per-task", "16", "--first-tasks", "2"],
+    "split_cifar100": ["--num-tasks", "2", "--train-per-task", "16", "--first-tasks", "1"],
+    "cifar100_superclass": ["--train-per-task", "16", "--first-tasks", "1"],
+}
+
+
+@contextlib.contextmanager
+def _offline_data(stream):
+    """CIFAR-100 from tfds' mock data (nothing downloads); the other streams are local."""
+    if "cifar100" not in stream:
+        yield
+        return
+    tfds = pytest.importorskip("tensorflow_datasets")
+    if stream == "split_cifar100":
+        # Fine labels at random: about 1,500 images of each 50-class task per split,
+        # enough for its 1,000 validation and 1,000 test images.
+        mock = dict(num_examples=3000)
+    else:
+        from test_recipes import consistent_cifar100
+
+        mock = dict(as_dataset_fn=consistent_cifar100({"train": 4, "test": 2}))
+    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE, **mock):
+        yield
+
+
+def test_the_cli_offers_exactly_these_streams():
+    assert set(cli.STREAMS) == set(CLI_STREAMS)
+
+
+@pytest.mark.parametrize("stream", list(CLI_STREAMS))
+def test_cli_run_finishes_on_every_stream_with_its_defaults(stream, tmp_path, capsys):
+    out = tmp_path / stream
+    argv = ["run", "--stream", stream, *CLI_STREAMS[stream], "--epochs", "1",
+            "--batch-size", "16", "--no-tensorboard", "--out", str(out)]
+    with _offline_data(stream):
+        code = cli.main(argv)
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    backbone = "lenet_small" if stream == "split_digits" else "lenet5"
+    assert results["settings"]["backbone"] == backbone
+    tasks = int(CLI_STREAMS[stream][CLI_STREAMS[stream].index("--first-tasks") + 1])
+    assert len(results["result"]["model_size"]) == tasks
+    assert results["backward_transfer"] == 0.0
+
+
+def test_cli_tune_runs_on_the_digits(tmp_path, capsys):
+    code = cli.main(["tune", "--stream", "split_digits", "--num-tasks", "2",
+                     "--train-per-task", "16", "--max-trials", "1", "--epochs", "1",
+                     "--tune-tasks", "1", "--batch-size", "16", "--out", str(tmp_path / "tune")])
+    assert code == 0, capsys.readouterr().err
+    assert "--backbone lenet_small" in capsys.readouterr().out

@@ -590,8 +590,32 @@ def _positive_int(value, name):
     return int(value)
 
 
+def check_finite(name, value, allowed):
+    """Returns `value` as a float; raises a clear error for NaN, inf or a non-number.
+
+    Args:
+        name: the argument's name, as the user wrote it.
+        value: what the user passed.
+        allowed: what is allowed, in words, e.g. `">= 1"`.
+    """
+    if isinstance(value, bool):
+        number = float("nan")
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+    if not math.isfinite(number):
+        raise ValueError(
+            f"{name} must be a finite number {allowed}. Received: {name}={value!r}"
+        )
+    return number
+
+
 def validate_growth_settings(seed_ratio, capacity):
     """Raises a clear error for a seed ratio outside (0, 1] or a capacity below 1."""
+    check_finite("seed_ratio", seed_ratio, "in (0, 1]")
+    check_finite("capacity", capacity, ">= 1 (the allocated width over the full-size width)")
     if not 0.0 < float(seed_ratio) <= 1.0:
         raise ValueError(
             "seed_ratio is the fraction of the full-size width the seed network "
