@@ -110,7 +110,7 @@ def build_parser():
     run.add_argument("--capacity", type=float, default=2.0)
     run.add_argument("--l0-lambda", type=float, default=0.1)
     run.add_argument("--learning-rate", type=float, default=1e-3)
-    run.add_argument("--mask-learning-rate", type=float, default=1e-2)
+    run.add_argument("--mask-learning-rate", type=float, default=0.1)
     run.add_argument("--gumbel", default="concrete", choices=("concrete", "paper"))
     run.add_argument("--growth-candidates", type=_growth_candidates, default=0.5,
                      help="dormant channels one growth round may switch on, as a fraction of "

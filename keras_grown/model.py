@@ -119,8 +119,13 @@ class GrownModel(keras.Model):
         gumbel: `"concrete"` (standard binary-Concrete) or `"paper"` (Eq. 6
             as printed); see `keras_grown.masks`.
         selective_init, attentive_init, grown_init: initial mask scores.
+            The selective and attentive scores start at +5 (a kernel is off
+            in fewer than 1 % of the Gumbel samples: the task starts from
+            nearly every weight it may use, FIDELITY.md §6); grown scores at
+            0 (p = 1/2: a candidate channel earns its place).
         mask_learning_rate: learning rate of the separate Adam that trains
-            the mask scores (they must move faster than the weights).
+            the mask scores (they must move faster than the weights: at 0.1
+            a score can cross from +5 to off in a few dozen steps).
         selective_mask: learn the selective mask over frozen weights (else
             all frozen weights are read).
         attentive_mask: learn the attentive mask over free weights (else all
@@ -182,10 +187,10 @@ class GrownModel(keras.Model):
         l0_lambda=0.1,
         temperature=1.0,
         gumbel="concrete",
-        selective_init=1.0,
-        attentive_init=1.0,
+        selective_init=5.0,
+        attentive_init=5.0,
         grown_init=0.0,
-        mask_learning_rate=1e-2,
+        mask_learning_rate=0.1,
         selective_mask=True,
         attentive_mask=True,
         learnable_growth=True,

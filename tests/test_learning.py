@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import keras_grown as kg
-from keras_grown import cli
+from keras_grown import cli, methods
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +128,7 @@ CLI_STREAMS = {
     "split_fashion_mnist": ["--num-tasks", "2", "--train-per-task", "16", "--first-tasks", "1"],
     "permuted_fashion_mnist": ["--num-tasks", "2", "--train-per-task", "16",
                                "--first-tasks", "1"],
+    "confusable_fashion_mnist": ["--train-per-task", "16", "--first-tasks", "1"],
     "split_digits": ["--num-tasks", "5", "--train-per-task", "16", "--first-tasks", "2"],
     "split_cifar100": ["--num-tasks", "2", "--train-per-task", "16", "--first-tasks", "1"],
     "cifar100_superclass": ["--train-per-task", "16", "--first-tasks", "1"],
@@ -179,3 +180,25 @@ def test_cli_tune_runs_on_the_digits(tmp_path, capsys):
                      "--tune-tasks", "1", "--batch-size", "16", "--out", str(tmp_path / "tune")])
     assert code == 0, capsys.readouterr().err
     assert "--backbone lenet_small" in capsys.readouterr().out
+
+
+def test_first_task_learns_as_well_as_a_plain_full_size_network():
+    # Issue 13: GROWN's first task used to end several points below a plain
+    # network (Gumbel noise as unscaled dropout, scores near the threshold).
+    # The hardest pair of Fashion-MNIST (T-shirt/top vs Shirt), 900 training
+    # images, seeded: GROWN with its defaults (2 epochs learning the masks,
+    # 2 under fixed masks) against a plain full-size LeNet-5 trained for the
+    # same 4 epochs. Margin: 3 points on 400 test images (measured here:
+    # GROWN 76.0 %, plain 78.5 %; the defaults before issue 13 (scores at +1,
+    # mask learning rate 1e-2, no fixed-mask stage) ended 6.8 points below).
+    stream = kg.datasets.confusable_fashion_mnist(train_per_task=1000, test_per_task=400,
+                                                  seed=0)
+    first = [stream[0]]
+    kg.learning.set_seed(0)
+    grown = kg.learn(methods.GROWN(seed=0), first, epochs=2, seed=0)
+    kg.learning.set_seed(0)
+    plain = kg.learning.scratch_baseline(grown.model, first, epochs=4, seed=0)
+    grown_accuracy = grown.accuracy.average_accuracy()
+    plain_accuracy = plain.accuracy.average_accuracy()
+    print(f"first task: GROWN {grown_accuracy:.4f}, plain {plain_accuracy:.4f}")
+    assert grown_accuracy >= plain_accuracy - 0.03
