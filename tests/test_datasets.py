@@ -277,6 +277,7 @@ def test_load_stream_by_name():
     assert stream.name == "split_digits" and stream.num_classes == [5, 5]
     assert datasets.list_streams() == [
         "cifar100_superclass",
+        "confusable_fashion_mnist",
         "permuted_fashion_mnist",
         "split_cifar100",
         "split_digits",
