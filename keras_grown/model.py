@@ -528,7 +528,12 @@ class GrownModel(keras.Model):
             return {}
         on = {}
         for layer in self.grown_layers:
-            on[layer] = (ops.convert_to_numpy(layer.active) > 0) | layer.candidate_mask
+            if self._masks_fixed:
+                # Masks fixed: only the channels that stay on are computed
+                # (candidates whose grown mask is off are dropped).
+                on[layer] = layer.hard_channel_on()
+            else:
+                on[layer] = (ops.convert_to_numpy(layer.active) > 0) | layer.candidate_mask
         for group in self._merge_groups:
             union = np.logical_or.reduce([on[layer] for layer in group])
             for layer in group:

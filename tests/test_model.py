@@ -345,8 +345,13 @@ def test_fix_masks_trains_the_weights_under_the_masks_finish_task_stores(fashion
     task = fashion_stream[0]
     model.add_task(task.train)
     model.fit(_train(task), epochs=1, verbose=0)
+    candidates = {l.name: l.plan.out_index.size for l in model.grown_layers}
     model.fix_masks()
     assert model.masks_fixed
+    for layer in model.grown_layers:
+        # The step now computes only the channels that stay on.
+        np.testing.assert_array_equal(layer.plan.out_index, np.flatnonzero(layer.hard_channel_on()))
+        assert layer.plan.out_index.size <= candidates[layer.name]
     x, _ = task_arrays(task.test)
     x = x[:32]
     # Training forward = inference rule: no noise, hard masks.
