@@ -57,6 +57,14 @@ def _learning(saved, data):
     return model
 
 
+def _growing(saved, data):
+    """Task 1 being learned in a growth round (one fit after grow())."""
+    model = _learning(saved, data)
+    model.grow()
+    model.fit(*data["task1"], batch_size=16, epochs=1, verbose=0)
+    return model
+
+
 def _state(model):
     """Everything but the variables' values that a failed call must leave as it was."""
     layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
@@ -66,6 +74,7 @@ def _state(model):
         "current_task": model.current_task,
         "selected_task": model.selected_task,
         "growth_enabled": model.growth_enabled,
+        "masks_fixed": model.masks_fixed,
         "finished_tasks": tuple(model.finished_tasks),
         "task_states": [(layer.name, layer.num_task_states, layer.task) for layer in layers],
         "head_classes": list(model.heads.num_classes),
@@ -154,6 +163,16 @@ FAILURES = [
                                   lambda self: self.name == "fc2"),
             lambda m, d: m.prune(0.5), MemoryError,
             lambda m, d: (m.prune(0.5), _learn_task_1(m, d))),
+    Failure("fix_masks-interrupted-after-selecting", _learning,
+            lambda p: _fail_after(p, GrownModel, "_select", KeyboardInterrupt(),
+                                  lambda self: self.masks_fixed),
+            lambda m, d: m.fix_masks(), KeyboardInterrupt,
+            lambda m, d: (m.fix_masks(), _learn_task_1(m, d))),
+    Failure("fix_masks-fails-loading-the-narrowed-plan", _growing,
+            lambda p: _fail_after(p, TrainingPlan, "load", MemoryError(),
+                                  lambda self: self.layer.name == "fc2"),
+            lambda m, d: m.fix_masks(), MemoryError,
+            lambda m, d: (m.fix_masks(), _learn_task_1(m, d))),
     Failure("select_task-fails-on-the-heads", _learning,
             lambda p: _fail_after(p, TaskHeads, "set_task", KeyboardInterrupt(),
                                   lambda self: self.task == 0),
