@@ -75,12 +75,13 @@ def test_cli_run_writes_results(tmp_path, capsys):
     code = cli.main([
         "run", "--stream", "split_fashion_mnist", "--num-tasks", "2", "--train-per-task", "128",
         "--epochs", "1", "--out", str(out), "--seed", "0", "--compare-scratch",
-        "--growth-candidates", "0.25",
+        "--growth-candidates", "0.25", "--fixed-mask-epochs", "1",
     ])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["backward_transfer"] == 0.0
     assert results["settings"]["growth_candidates"] == 0.25
+    assert results["settings"]["fixed_mask_epochs"] == 1
     assert len(results["result"]["model_size"]) == 2
     assert 0.0 < results["average_accuracy"] <= 1.0
     assert results["scratch"]["final_model_size"] == 2.0
@@ -99,6 +100,7 @@ def test_cli_run_writes_results(tmp_path, capsys):
         (["run", "--epochs", "0"], "expected a positive integer"),
         (["run", "--target", "2"], "--target must be in (0, 1]"),
         (["run", "--growth-candidates", "-1"], "--growth-candidates takes a positive fraction"),
+        (["run", "--fixed-mask-epochs", "-1"], "expected an integer >= 0"),
         (["run", "--stream", "mnist"], "invalid choice"),
         (["run", "--capacity", "0.5", "--train-per-task", "64", "--num-tasks", "5"],
          "capacity"),

@@ -226,6 +226,10 @@ def test_method_errors_name_the_problem():
         methods.GROWN(input_shape=(28, 28, 1))
     with pytest.raises(TypeError, match="learn\\(\\) takes a GrownModel or a method"):
         kg.learn("grown", [])
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="fixed_mask_epochs must be None .* or an integer"):
+            methods.GROWN(fixed_mask_epochs=bad)
+    assert methods.GROWN(fixed_mask_epochs=0).config()["fixed_mask_epochs"] == 0
 
 
 def test_every_named_method_builds(permuted_stream):
