@@ -682,19 +682,23 @@ def split_fashion_mnist(
     >>> stream[1].class_names
     ['Pullover', 'Dress']
     """
-    train_per_task = _check_count("train_per_task", train_per_task)
-    test_per_task = _check_count("test_per_task", test_per_task)
-    val_fraction = _check_fraction("val_fraction", val_fraction)
     groups = _class_groups(_class_order(class_order, 10, seed), num_tasks)
+    return _fashion_mnist_class_stream(
+        "split_fashion_mnist", groups, train_per_task, val_fraction, test_per_task, seed
+    )
+
+
+def _fashion_mnist_class_stream(name, groups, train_per_task, val_fraction, test_per_task, seed):
+    """A Fashion-MNIST stream whose task i holds the classes `groups[i]` (arguments checked)."""
     return _class_split_stream(
-        "split_fashion_mnist",
+        name,
         groups,
         FASHION_MNIST_CLASS_NAMES,
         _load_fashion_mnist(),
-        train_per_task,
-        val_fraction,
+        _check_count("train_per_task", train_per_task),
+        _check_fraction("val_fraction", val_fraction),
         None,
-        test_per_task,
+        _check_count("test_per_task", test_per_task),
         seed,
     )
 
@@ -736,19 +740,9 @@ def confusable_fashion_mnist(
     >>> stream[0].class_names
     ['T-shirt/top', 'Shirt']
     """
-    train_per_task = _check_count("train_per_task", train_per_task)
-    test_per_task = _check_count("test_per_task", test_per_task)
-    val_fraction = _check_fraction("val_fraction", val_fraction)
-    return _class_split_stream(
-        "confusable_fashion_mnist",
-        [list(pair) for pair in CONFUSABLE_FASHION_MNIST_PAIRS],
-        FASHION_MNIST_CLASS_NAMES,
-        _load_fashion_mnist(),
-        train_per_task,
-        val_fraction,
-        None,
-        test_per_task,
-        seed,
+    return _fashion_mnist_class_stream(
+        "confusable_fashion_mnist", [list(pair) for pair in CONFUSABLE_FASHION_MNIST_PAIRS],
+        train_per_task, val_fraction, test_per_task, seed,
     )
 
 
