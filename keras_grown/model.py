@@ -1220,29 +1220,21 @@ class GrownModel(keras.Model):
         Labels outside the selected task's classes are refused with a
         `ValueError` (arrays before any step, datasets when a batch holds one).
         """
-        self._check_selected()
-        bound = inspect.signature(keras.Model.evaluate).bind(self, *args, **kwargs)
-        self._check_labels(bound.arguments.get("y"), "evaluate()", self._selected,
-                           self._EVALUATE_FIX)
-        try:
-            return super().evaluate(*args, **kwargs)
-        except tf.errors.InvalidArgumentError as error:
-            clear = self._label_error(error, "evaluate()", self._selected, self._EVALUATE_FIX)
-            if clear is None:
-                raise
-            raise clear from None
+        return self._evaluate_checked(keras.Model.evaluate, "evaluate()", args, kwargs)
 
     def test_on_batch(self, *args, **kwargs):
         """Like `keras.Model.test_on_batch`; refuses labels outside the selected task's classes."""
+        return self._evaluate_checked(keras.Model.test_on_batch, "test_on_batch()", args, kwargs)
+
+    def _evaluate_checked(self, keras_method, where, args, kwargs):
+        """Runs `keras_method` (evaluate or test_on_batch) with the selected task's label checks."""
         self._check_selected()
-        bound = inspect.signature(keras.Model.test_on_batch).bind(self, *args, **kwargs)
-        self._check_labels(bound.arguments.get("y"), "test_on_batch()", self._selected,
-                           self._EVALUATE_FIX)
+        bound = inspect.signature(keras_method).bind(self, *args, **kwargs)
+        self._check_labels(bound.arguments.get("y"), where, self._selected, self._EVALUATE_FIX)
         try:
-            return super().test_on_batch(*args, **kwargs)
+            return keras_method(self, *args, **kwargs)
         except tf.errors.InvalidArgumentError as error:
-            clear = self._label_error(error, "test_on_batch()", self._selected,
-                                      self._EVALUATE_FIX)
+            clear = self._label_error(error, where, self._selected, self._EVALUATE_FIX)
             if clear is None:
                 raise
             raise clear from None
