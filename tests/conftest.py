@@ -36,13 +36,31 @@ def assert_weights_unchanged(model, before):
 
 
 
+def pytest_sessionstart(session):
+    """Moves everything imported so far out of the garbage collector's scans.
+
+    TensorFlow, Keras and the package leave about 380,000 long-lived objects;
+    without `gc.freeze()` every full collection walks them all (0.15 s on an
+    idle machine), and a test's teardown ran two (its own and
+    `clear_session()`'s): 40 s of test_bad_inputs.py's 111 s, 3 s now.
+    """
+    import gc
+
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
+
+    import keras_grown  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _free_memory_between_tests():
     """Drops each test's Keras state and unreferenced models."""
     yield
-    import gc
-
     import keras
 
-    keras.backend.clear_session()
-    gc.collect()
+    # One full collection (clear_session runs it): models and traced
+    # functions of the test are freed before the next one.
+    keras.backend.clear_session(free_memory=True)
