@@ -1,13 +1,14 @@
 """The `keras-grown` command line: `keras-grown run|bench|report|tune ...`.
 
-One module per command (`run` so far), with the argument types in
-`arguments`.
+One module per command (`run`, `bench`, `report`; `tune` is still in
+`keras_grown.tuning`), with the argument types in `arguments`.
 """
 
 import argparse
 import sys
 
-from keras_grown.bench import add_bench_command, add_report_command
+from keras_grown.cli.bench import add_bench_command
+from keras_grown.cli.report import add_report_command
 from keras_grown.cli.run import BACKBONES, STRATEGIES, STREAMS, add_run_command
 from keras_grown.tuning import add_tune_command
 from keras_grown.version import __version__
