@@ -1,7 +1,9 @@
 """The `keras-grown` command line: `keras-grown run|bench|report|tune ...`.
 
-One module per command (`run`, `bench`, `report`; `tune` is still in
-`keras_grown.tuning`), with the argument types in `arguments`.
+Every argparse definition of keras-grown lives in this package, one module
+per command (`run`, `bench`, `report`, `tune`), with the argument types
+they share in `arguments` and the runner of the scripts in `recipes/` in
+`recipe`. The library modules take arguments, never `argv`.
 """
 
 import argparse
@@ -10,7 +12,7 @@ import sys
 from keras_grown.cli.bench import add_bench_command
 from keras_grown.cli.report import add_report_command
 from keras_grown.cli.run import BACKBONES, STRATEGIES, STREAMS, add_run_command
-from keras_grown.tuning import add_tune_command
+from keras_grown.cli.tune import add_tune_command
 from keras_grown.version import __version__
 
 

@@ -64,3 +64,30 @@ def positive_int(value):
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; received {value}")
     return number
+
+
+def search_setting(value):
+    """`--l0-lambda 0.1` fixes a value; `--l0-lambda 1e-3:10` searches that range."""
+    try:
+        if ":" in value:
+            low, high = value.split(":", 1)
+            return (float(low), float(high))
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number (fixed) or LOW:HIGH (a range to search); received {value!r}"
+        ) from None
+
+
+def tune_tasks(value):
+    """`--tune-tasks`: a number of tasks, or `all` (None)."""
+    if value.lower() == "all":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--tune-tasks takes a number of tasks or 'all'; received {value!r}"
+        ) from None
+
+
