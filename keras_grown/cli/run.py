@@ -1,4 +1,4 @@
-"""`keras-grown run`: learn a task stream with GROWN and write results, plots and TensorBoard logs."""
+"""`keras-grown run`: learn a stream with GROWN; write results, plots and TensorBoard logs."""
 
 import json
 import os
@@ -6,6 +6,7 @@ import platform
 import sys
 import time
 
+from keras_grown.checkpoint import _json_default
 from keras_grown.cli.arguments import (
     accuracy_target,
     growth_candidates,
@@ -224,11 +225,3 @@ def _comparison(matrix, result, elapsed, scratch):
             f"{sum(scratch.time_per_task):.0f} s |"
         )
     return "\n".join(rows)
-
-
-def _json_default(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)

@@ -106,28 +106,15 @@ def command_tune(args):
         f"{args.stream} ({len(stream)} tasks), objective {args.objective}",
         flush=True,
     )
+    # Every other flag is the tune() argument of the same name.
+    same_name = (
+        "max_trials", "tuner", "epochs", "tune_tasks", "objective", "size_penalty", "size_budget",
+        "seed", "overwrite", "backbone", "capacity", "batch_size", *SEARCH_SPACE,
+    )  # fmt: skip
     best, _ = tune(
-        stream,
-        max_trials=args.max_trials,
-        tuner=args.tuner,
-        directory=args.out,
-        project_name="grown",
-        epochs=args.epochs,
-        tune_tasks=args.tune_tasks,
-        objective=args.objective,
-        size_penalty=args.size_penalty,
-        size_budget=args.size_budget,
-        seed=args.seed,
-        overwrite=args.overwrite,
-        verbose=1,
-        backbone=args.backbone,
-        capacity=args.capacity,
-        batch_size=args.batch_size,
-        l0_lambda=args.l0_lambda,
-        seed_ratio=args.seed_ratio,
-        learning_rate=args.learning_rate,
-        temperature=args.temperature,
-    )
+        stream, directory=args.out, project_name="grown", verbose=1,
+        **{name: getattr(args, name) for name in same_name},
+    )  # fmt: skip
     with open(os.path.join(args.out, "best.json")) as handle:
         payload = json.load(handle)
     print(

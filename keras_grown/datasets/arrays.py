@@ -8,6 +8,7 @@ from keras_grown.datasets.tasks import (
     TaskStream,
     _carve,
     _check_fraction,
+    _is_integer,
     _rng,
     _to_dataset,
     _with_channel_axis,
@@ -265,11 +266,7 @@ def from_datasets(tasks, name="datasets"):
                 f"num_classes. Received: {entry!r:.200}"
             )
         num_classes = entry["num_classes"]
-        if (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, (int, np.integer))
-            or num_classes < 1
-        ):
+        if not _is_integer(num_classes, 1):
             raise ValueError(
                 f"Task {task_id}: num_classes must be a positive integer. Received: {num_classes!r}"
             )

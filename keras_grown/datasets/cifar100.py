@@ -135,16 +135,9 @@ def split_cifar100(
     data = _load_cifar100(data_dir, download)
     arrays = tuple((images, fine) for images, fine, _ in (data["train"], data["test"]))
     return _class_split_stream(
-        "split_cifar100",
-        groups,
-        CIFAR100_FINE_LABEL_NAMES,
-        arrays,
-        train_per_task,
-        0.0,
-        val_per_task,
-        test_per_task,
-        seed,
-    )
+        "split_cifar100", groups, CIFAR100_FINE_LABEL_NAMES, arrays,
+        train_per_task, 0.0, val_per_task, test_per_task, seed,
+    )  # fmt: skip
 
 
 def cifar100_superclass(
@@ -199,14 +192,7 @@ def cifar100_superclass(
             )
     arrays = tuple((images, fine) for images, fine, _ in (data["train"], data["test"]))
     return _class_split_stream(
-        "cifar100_superclass",
-        CIFAR100_COARSE_TO_FINE,
-        CIFAR100_FINE_LABEL_NAMES,
-        arrays,
-        train_per_task,
-        val_fraction,
-        None,
-        test_per_task,
-        seed,
+        "cifar100_superclass", CIFAR100_COARSE_TO_FINE, CIFAR100_FINE_LABEL_NAMES, arrays,
+        train_per_task, val_fraction, None, test_per_task, seed,
         task_names=CIFAR100_COARSE_LABEL_NAMES,
-    )
+    )  # fmt: skip

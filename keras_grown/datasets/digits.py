@@ -78,13 +78,6 @@ def split_digits(
     rest = np.setdiff1d(np.arange(len(labels)), test)
     arrays = ((images[rest], labels[rest]), (images[test], labels[test]))
     return _class_split_stream(
-        "split_digits",
-        groups,
-        DIGITS_CLASS_NAMES,
-        arrays,
-        train_per_task,
-        val_fraction,
-        None,
-        test_per_task,
-        seed,
-    )
+        "split_digits", groups, DIGITS_CLASS_NAMES, arrays,
+        train_per_task, val_fraction, None, test_per_task, seed,
+    )  # fmt: skip

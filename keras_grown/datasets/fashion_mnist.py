@@ -15,6 +15,7 @@ from keras_grown.datasets.tasks import (
     _build_stream,
     _check_count,
     _check_fraction,
+    _check_num_tasks,
     _class_groups,
     _class_order,
     _class_split_stream,
@@ -250,8 +251,7 @@ def permuted_fashion_mnist(
     >>> stream.num_classes
     [10, 10, 10]
     """
-    if isinstance(num_tasks, bool) or not isinstance(num_tasks, (int, np.integer)) or num_tasks < 1:
-        raise ValueError(f"num_tasks must be a positive integer. Received: num_tasks={num_tasks!r}")
+    _check_num_tasks(num_tasks)
     train_per_task = _check_count("train_per_task", train_per_task)
     test_per_task = _check_count("test_per_task", test_per_task)
     val_fraction = _check_fraction("val_fraction", val_fraction)

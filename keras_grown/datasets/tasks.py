@@ -78,11 +78,7 @@ class Task:
         >>> train, val, test = task.batched(batch_size=128, seed=1)
         >>> model.fit(train, validation_data=val, epochs=3)
         """
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, (int, np.integer))
-            or batch_size < 1
-        ):
+        if not _is_integer(batch_size, 1):
             raise ValueError(
                 f"batch_size must be a positive integer. Received: batch_size={batch_size!r}"
             )
@@ -183,6 +179,11 @@ class TaskStream(collections.abc.Sequence):
 # ---------------------------------------------------------------------------
 
 
+def _is_integer(value, minimum):
+    """Whether `value` is an integer (a bool is not) of at least `minimum`."""
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= minimum
+
+
 def _rng(seed, *keys):
     """A NumPy generator fixed by the stream seed and a purpose key."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), *keys]))
@@ -251,7 +252,7 @@ def _check_fraction(name, value, allow_zero=True):
 def _check_count(name, value):
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+    if not _is_integer(value, 0):
         raise ValueError(
             f"{name} must be a non-negative integer or None (all). Received: {name}={value!r}"
         )
@@ -278,9 +279,14 @@ def _class_order(class_order, num_classes, seed):
     return order
 
 
-def _class_groups(order, num_tasks):
-    if isinstance(num_tasks, bool) or not isinstance(num_tasks, (int, np.integer)) or num_tasks < 1:
+def _check_num_tasks(num_tasks):
+    if not _is_integer(num_tasks, 1):
         raise ValueError(f"num_tasks must be a positive integer. Received: num_tasks={num_tasks!r}")
+    return num_tasks
+
+
+def _class_groups(order, num_tasks):
+    _check_num_tasks(num_tasks)
     if len(order) % num_tasks:
         divisors = [d for d in range(1, len(order) + 1) if len(order) % d == 0]
         raise ValueError(
