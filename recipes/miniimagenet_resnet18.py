@@ -24,87 +24,45 @@ PNG plots to `--out`; `--resume` skips the (method, seed) pairs already there. A
 advised.
 """
 
-import argparse
-import tempfile
-
 import tensorflow as tf
 
-from keras_grown import bench
 from keras_grown import datasets
+from keras_grown.cli.recipe import Recipe, StreamFlag
 
 # ---------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------
 
-STREAM = datasets.from_directory  # one task per sub-folder of --data-dir
 STREAM_KWARGS = dict(image_size=(84, 84), val_fraction=0.1, test_fraction=0.2)
-METHODS = "scratch,finetune_copies,finetune,ewc,piggyback,packnet,grow_only,grown"
 MODEL = dict(backbone="resnet18", seed_ratio=0.5, capacity=2.0, l0_lambda=0.1, learning_rate=1e-3)
-EPOCHS = 30  # per stage (our choice)
-BATCH_SIZE = 64
-TARGET = "scratch"  # the paper's target: a full-size network trained from scratch on the task
-SEEDS = "0,1,2"
-OUT = "runs/miniimagenet_resnet18"
 # XLA when a GPU is present.
 JIT_COMPILE = bool(tf.config.list_physical_devices("GPU"))
 
-# --smoke: the first 2 task folders at 32x32, 1 epoch, GROWN only, run eagerly (a few eager
-# steps cost far less than tracing ResNet-18's training graph), a capacity of 1 (the
-# capacity-2 pool costs seconds per eager step on a CPU), into a new temporary folder.
-SMOKE_STREAM_KWARGS = dict(image_size=(32, 32), val_fraction=0.2, test_fraction=0.2)
-SMOKE_MODEL = dict(MODEL, capacity=1.0)
-SMOKE_METHODS = "grown"
-SMOKE_TARGET = None  # one stage per task: no scratch reference, no growth rounds
-SMOKE_FIRST_TASKS = 2
+RECIPE = Recipe(
+    __doc__,
+    stream=datasets.from_directory,  # one task per sub-folder of --data-dir
+    stream_kwargs=STREAM_KWARGS,
+    stream_flags=[
+        StreamFlag("--data-dir", "path", "the folder of task folders", required=True),
+        StreamFlag("--test-subdir", "test_subdir", "each task's test folder, if any"),
+    ],
+    methods="scratch,finetune_copies,finetune,ewc,piggyback,packnet,grow_only,grown",
+    model=MODEL,
+    epochs=30,  # per stage (our choice)
+    batch_size=64,
+    target="scratch",  # the paper's: a full-size network trained from scratch on the task
+    seeds="0,1,2",
+    out="runs/miniimagenet_resnet18",
+    jit_compile=JIT_COMPILE,
+    # --smoke: the first 2 task folders at 32x32, 1 epoch, GROWN only, run eagerly (a few eager
+    # steps cost far less than tracing ResNet-18's training graph), a capacity of 1 (the
+    # capacity-2 pool costs seconds per eager step on a CPU), into a new temporary folder.
+    smoke_stream_kwargs=dict(image_size=(32, 32), val_fraction=0.2, test_fraction=0.2),
+    smoke_model=dict(MODEL, capacity=1.0),
+)
 
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", required=True, help="the folder of task folders")
-    parser.add_argument("--test-subdir", default=None, help="each task's test folder, if any")
-    parser.add_argument("--epochs", type=int, default=None, help=f"default {EPOCHS}; smoke: 1")
-    parser.add_argument("--seeds", default=None, help=f"default {SEEDS}; smoke: 0")
-    parser.add_argument("--methods", default=None, help=f"default {METHODS}")
-    parser.add_argument("--out", default=None, help=f"default {OUT}; smoke: a temporary folder")
-    parser.add_argument("--smoke", action="store_true", help="a few steps on tiny data")
-    parser.add_argument("--resume", action="store_true", help="skip finished (method, seed) pairs")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    folder = dict(path=args.data_dir, test_subdir=args.test_subdir)
-    run = dict(
-        stream_kwargs=dict(STREAM_KWARGS, **folder),
-        methods=args.methods or METHODS,
-        seeds=args.seeds or SEEDS,
-        epochs=args.epochs or EPOCHS,
-        out=args.out or OUT,
-        method_kwargs=dict(MODEL, jit_compile=JIT_COMPILE),
-        first_tasks=None,
-        target=TARGET,
-    )
-    if args.smoke:
-        run.update(
-            stream_kwargs=dict(SMOKE_STREAM_KWARGS, **folder),
-            methods=args.methods or SMOKE_METHODS,
-            seeds=args.seeds or "0",
-            epochs=args.epochs or 1,
-            out=args.out or tempfile.mkdtemp(prefix="miniimagenet_resnet18-smoke-"),
-            method_kwargs=dict(SMOKE_MODEL, jit_compile=False),
-            first_tasks=SMOKE_FIRST_TASKS,
-            target=SMOKE_TARGET,
-        )
-    eager = tf.config.functions_run_eagerly()
-    tf.config.run_functions_eagerly(args.smoke or eager)
-    try:
-        results = bench.bench(STREAM, batch_size=BATCH_SIZE, resume=args.resume, **run)
-    finally:
-        tf.config.run_functions_eagerly(eager)
-    print(bench.summary(results))
-    print(f"Tables and plots: {run['out']}/{bench.REPORT_FILE}")
-    return results
-
+# The flags, what --smoke runs and the run itself: keras_grown.cli.recipe.
+parse_args, main = RECIPE.parse_args, RECIPE.main
 
 if __name__ == "__main__":
     main()

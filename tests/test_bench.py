@@ -18,6 +18,9 @@ import pytest
 
 from keras_grown import bench as bench_lib
 from keras_grown import methods as methods_lib
+from keras_grown.bench import running as bench_running
+from keras_grown.cli import bench as bench_cli
+from keras_grown.cli import report as report_cli
 from keras_grown.evaluation import AccuracyMatrix
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -39,7 +42,7 @@ class CountingLearn:
 
     def __init__(self):
         self.calls = []
-        self.learn = bench_lib.learn
+        self.learn = bench_running.learn
 
     def __call__(self, method, stream, **kwargs):
         self.calls.append((method.config()["method"], kwargs["seed"], method.label))
@@ -50,7 +53,7 @@ def run_tiny_bench(root):
     """Runs the tiny benchmark into root/fashion; keeps the learn() calls and the progress text."""
     counter, stderr = CountingLearn(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bench_lib, "learn", counter)
+        patch.setattr(bench_running, "learn", counter)
         patch.setattr(sys, "stderr", stderr)
         bench_lib.bench("split_fashion_mnist", out=root / "fashion", command="pytest bench", **RUN)
     seen = dict(calls=counter.calls, progress=stderr.getvalue())
@@ -184,7 +187,7 @@ def test_report_rebuilds_identical_results_md_and_the_plots(copy_of):
 def test_resume_trains_only_the_missing_pairs(copy_of, monkeypatch):
     old = read(copy_of)["runs"]
     counter = CountingLearn()
-    monkeypatch.setattr(bench_lib, "learn", counter)
+    monkeypatch.setattr(bench_running, "learn", counter)
     payload = bench_lib.bench(
         "split_fashion_mnist", out=copy_of, resume=True, progress=False,
         **dict(RUN, methods="scratch,finetune_copies", seeds="0"),
@@ -208,9 +211,9 @@ def test_resume_trains_only_the_missing_pairs(copy_of, monkeypatch):
 
 def test_cli_resume_of_a_finished_folder_trains_nothing(copy_of, monkeypatch, capsys):
     counter = CountingLearn()
-    monkeypatch.setattr(bench_lib, "learn", counter)
+    monkeypatch.setattr(bench_running, "learn", counter)
     args = cli_parser().parse_args(CLI + ["--resume", "--out", str(copy_of)])
-    assert args.func is bench_lib.command_bench
+    assert args.func is bench_cli.command_bench
     assert args.func(args) == 0
     assert counter.calls == []
     captured = capsys.readouterr()
@@ -245,7 +248,7 @@ def test_resume_with_other_settings_is_refused(copy_of):
 def test_cli_report_rebuilds_the_folder(copy_of, capsys):
     (copy_of / "RESULTS.md").unlink()
     args = cli_parser().parse_args(["report", str(copy_of)])
-    assert args.func is bench_lib.command_report
+    assert args.func is report_cli.command_report
     assert args.func(args) == 0
     assert (copy_of / "RESULTS.md").is_file()
     assert "| Scratch | " in capsys.readouterr().out
@@ -255,11 +258,11 @@ def test_cli_report_rebuilds_the_folder(copy_of, capsys):
 
 
 def cli_parser():
-    """The keras-grown parser's subcommands, as cli.py wires them."""
+    """The keras-grown parser's subcommands, as keras_grown.cli wires them."""
     parser = argparse.ArgumentParser(prog="keras-grown")
     commands = parser.add_subparsers(dest="command")
-    bench_lib.add_bench_command(commands)
-    bench_lib.add_report_command(commands)
+    bench_cli.add_bench_command(commands)
+    report_cli.add_report_command(commands)
     return parser
 
 

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_grown import datasets
+from test_recipes import consistent_cifar100 as _consistent_cifar100
 
 SMALL = dict(train_per_task=200, val_fraction=0.1, test_per_task=100)
 
@@ -558,28 +559,6 @@ def test_split_cifar100_too_many_examples(tmp_path):
             datasets.split_cifar100(data_dir=str(tmp_path))
 
 
-def _consistent_cifar100(per_class):
-    """A mock `_as_dataset`: `per_class[split]` images of every fine class,
-    with the coarse label that CIFAR-100 gives that fine class."""
-    fine_to_coarse = np.asarray(datasets.CIFAR100_FINE_TO_COARSE)
-
-    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False, **kwargs):
-        name = "train" if "train" in str(split) else "test"
-        count = per_class[name]
-        rng = np.random.default_rng(len(name))
-        fine = np.tile(np.arange(100), count)
-        return tf.data.Dataset.from_tensor_slices(
-            dict(
-                id=np.asarray([f"{name}_{k}" for k in range(len(fine))]),
-                image=rng.integers(0, 256, size=(len(fine), 32, 32, 3), dtype=np.uint8),
-                label=fine.astype(np.int64),
-                coarse_label=fine_to_coarse[fine].astype(np.int64),
-            )
-        )
-
-    return as_dataset
-
-
 def test_cifar100_superclass_on_mock_data(tmp_path):
     import tensorflow_datasets as tfds
 
@@ -611,7 +590,11 @@ def test_cifar100_superclass_rejects_inconsistent_labels(tmp_path):
 
 
 def test_stream_modules_never_import_model_code():
-    source = open(os.path.join(os.path.dirname(datasets.__file__), "datasets.py")).read()
+    folder = os.path.dirname(datasets.__file__)  # the datasets package: every module of it
+    source = "".join(
+        open(os.path.join(folder, name)).read() for name in sorted(os.listdir(folder))
+        if name.endswith(".py")
+    )
     for higher in (
         "keras_grown.model",
         "keras_grown.layers",

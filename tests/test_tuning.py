@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import keras_grown as kg
 from keras_grown import tuning
+from keras_grown.cli import tune as tune_cli
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +181,7 @@ def test_hyperband_promotes_a_trial_and_learns_it_again(tiny_stream, tmp_path):
 
 def _parser():
     parser = argparse.ArgumentParser(prog="keras-grown")
-    tuning.add_tune_command(parser.add_subparsers(dest="command"))
+    tune_cli.add_tune_command(parser.add_subparsers(dest="command"))
     return parser
 
 
@@ -217,8 +218,8 @@ def test_cli_tune_prints_and_saves_the_best_settings(tmp_path, capsys):
             "1",
         ]
     )
-    assert args.func is tuning.command_tune
-    assert tuning.command_tune(args) == 0
+    assert args.func is tune_cli.command_tune
+    assert tune_cli.command_tune(args) == 0
     payload = json.loads((out / "best.json").read_text())
     assert payload["best"]["l0_lambda"] == 0.05
     assert 0.3 <= payload["best"]["seed_ratio"] <= 0.6
@@ -253,7 +254,7 @@ def test_cli_tune_errors_are_value_errors(tmp_path, flags, message):
     out = tmp_path / "tune"
     args = _parser().parse_args(["tune", "--train-per-task", "40", "--out", str(out)] + flags)
     with pytest.raises(ValueError, match=message):
-        tuning.command_tune(args)
+        tune_cli.command_tune(args)
     assert not out.exists()
 
 

@@ -1,12 +1,18 @@
-"""The `keras-grown` command line: `keras-grown run ...`."""
+"""`keras-grown run`: learn a stream with GROWN; write results, plots and TensorBoard logs."""
 
-import argparse
 import json
 import os
 import platform
 import sys
 import time
 
+from keras_grown.checkpoint import _json_default
+from keras_grown.cli.arguments import (
+    accuracy_target,
+    growth_candidates,
+    non_negative_int,
+    positive_int,
+)
 from keras_grown.version import __version__
 
 STRATEGIES = ("none", "mirrored", "multiworker")
@@ -23,69 +29,9 @@ STREAMS = (
 )
 
 
-def _growth_candidates(value):
-    if value.lower() in ("all", "none"):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(
-            "--growth-candidates takes a positive fraction of the full-size width, or 'all'; "
-            f"received {value!r}"
-        )
-    return number
-
-
-def _target(value):
-    if value.lower() in ("none", "no", ""):
-        return None
-    if value.lower() == "scratch":
-        return "scratch"
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--target takes an accuracy in (0, 1], 'scratch' or 'none'; received {value!r}"
-        ) from None
-    if not 0.0 < number <= 1.0:
-        raise argparse.ArgumentTypeError(
-            f"--target must be in (0, 1] (an accuracy, e.g. 0.95); received {value}"
-        )
-    return number
-
-
-def _count(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer >= 0; received {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; received {value}")
-    return number
-
-
-def _positive_int(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; received {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; received {value}")
-    return number
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="keras-grown",
-        description="GROWN continual learning for Keras 3.",
-    )
-    parser.add_argument("--version", action="version", version=f"keras-grown {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = commands.add_parser(
+def add_run_command(subparsers):
+    """Adds `keras-grown run` to the `subparsers` of the `keras-grown` parser; returns it."""
+    run = subparsers.add_parser(
         "run",
         help="learn a task stream with GROWN and write results, plots and TensorBoard logs",
         description=(
@@ -95,30 +41,30 @@ def build_parser():
         ),
     )
     run.add_argument("--stream", default="split_fashion_mnist", choices=STREAMS)
-    run.add_argument("--num-tasks", type=_positive_int, default=None,
+    run.add_argument("--num-tasks", type=positive_int, default=None,
                      help="number of tasks (default: the stream's own)")
-    run.add_argument("--train-per-task", type=_positive_int, default=None,
+    run.add_argument("--train-per-task", type=positive_int, default=None,
                      help="training examples per task (default: all)")
-    run.add_argument("--first-tasks", type=_positive_int, default=None,
+    run.add_argument("--first-tasks", type=positive_int, default=None,
                      help="learn only the first N tasks of the stream (default: all)")
     run.add_argument("--backbone", default=None, choices=BACKBONES,
                      help="default: lenet5, or lenet_small for images smaller than 16x16 "
                           "(split_digits)")
-    run.add_argument("--epochs", type=_positive_int, default=2, help="epochs per stage")
-    run.add_argument("--batch-size", type=_positive_int, default=64)
+    run.add_argument("--epochs", type=positive_int, default=2, help="epochs per stage")
+    run.add_argument("--batch-size", type=positive_int, default=64)
     run.add_argument("--seed-ratio", type=float, default=0.5)
     run.add_argument("--capacity", type=float, default=2.0)
     run.add_argument("--l0-lambda", type=float, default=0.1)
     run.add_argument("--learning-rate", type=float, default=1e-3)
     run.add_argument("--mask-learning-rate", type=float, default=0.1)
     run.add_argument("--gumbel", default="concrete", choices=("concrete", "paper"))
-    run.add_argument("--growth-candidates", type=_growth_candidates, default=0.5,
+    run.add_argument("--growth-candidates", type=growth_candidates, default=0.5,
                      help="dormant channels one growth round may switch on, as a fraction of "
                           "each layer's full-size width ('all': the whole pool)")
-    run.add_argument("--target", type=_target, default=None,
+    run.add_argument("--target", type=accuracy_target, default=None,
                      help="accuracy target in (0, 1], 'scratch', or 'none' (default)")
     run.add_argument("--max-growth-rounds", type=int, default=2)
-    run.add_argument("--fixed-mask-epochs", type=_count, default=None,
+    run.add_argument("--fixed-mask-epochs", type=non_negative_int, default=None,
                      help="epochs of each task's last stage, trained under its fixed hard "
                           "masks (default: as many as --epochs; 0: none)")
     run.add_argument("--seed", type=int, default=0)
@@ -140,14 +86,7 @@ def build_parser():
                      help="continue from the last checkpoint in OUT/checkpoints (written "
                           "atomically after every task); same settings required")
     run.set_defaults(func=command_run)
-
-    from keras_grown.bench import add_bench_command, add_report_command
-    from keras_grown.tuning import add_tune_command
-
-    add_bench_command(commands)
-    add_report_command(commands)
-    add_tune_command(commands)
-    return parser
+    return run
 
 
 def _distribution_strategy(name):
@@ -286,31 +225,3 @@ def _comparison(matrix, result, elapsed, scratch):
             f"{sum(scratch.time_per_task):.0f} s |"
         )
     return "\n".join(rows)
-
-
-def _json_default(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
-
-
-def main(argv=None):
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:  # argparse printed the usage and one error line
-        return stop.code
-    if args.command is None:
-        parser.print_help()
-        return 0
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError, TypeError, FloatingPointError) as error:
-        print(f"keras-grown {args.command}: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
