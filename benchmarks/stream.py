@@ -59,14 +59,15 @@ def main(argv=None):
     arguments.add_argument("--seed-ratio", type=float, default=0.5)
     arguments.add_argument(
         "--skip", default="",
-        help="comma-separated contenders to leave out (e.g. the slow GROWN target=\"scratch\")",
+        help="contenders to leave out, separated by ';' (their names hold commas), e.g. "
+        "'GROWN, target=\"scratch\"'",
     )
     args = harness.parse(arguments, argv)
     if args.quick:
         args.tasks, args.train_per_task, args.test_per_task, args.epochs = 2, 64, 20, 1
         # The paper's loop trains a Scratch reference and growth rounds per
         # task: tested by the learn() tests, too slow for a smoke run.
-        args.skip = ",".join(filter(None, [
+        args.skip = ";".join(filter(None, [
             args.skip, 'GROWN, target="scratch"', "plain Scratch", "Fine-tune (our engine)",
         ]))
     tf, keras = harness.setup(args.seed)
@@ -105,14 +106,31 @@ def main(argv=None):
                 accuracy[seen] = models[seen].evaluate(
                     prepare(stream[seen].test, 256), verbose=0, return_dict=True
                 )["accuracy"]
-        return sum(accuracy.values()) / len(accuracy), float(shared) or len(stream)
+        return sum(accuracy.values()) / len(accuracy), float(shared) or len(stream), None
+
+    class StageClock(keras.callbacks.Callback):
+        """Wall time of every fit() of a run, by stage: masks learned or fixed."""
+
+        def __init__(self):
+            super().__init__()
+            self.seconds = {"masks learned": 0.0, "masks fixed": 0.0}
+
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_end(self, logs=None):
+            fixed = getattr(self.model, "masks_fixed", False)
+            self.seconds["masks fixed" if fixed else "masks learned"] += (
+                time.perf_counter() - self.start
+            )
 
     def through_learn(method, target=None):
+        clock = StageClock()
         result = kg.learn(
             method, stream, epochs=args.epochs, batch_size=args.batch_size,
-            seed=args.seed, target=target,
+            seed=args.seed, target=target, callbacks=[clock],
         )
-        return result.accuracy.average_accuracy(), result.model_size[-1]
+        return result.accuracy.average_accuracy(), result.model_size[-1], clock.seconds
 
     factories = {
         "plain Fine-tune": lambda: plain_loop(shared=True),
@@ -121,7 +139,7 @@ def main(argv=None):
         'GROWN, target="scratch"': lambda: through_learn(methods.GROWN(**grown), "scratch"),
         "Fine-tune (our engine)": lambda: through_learn(methods.FineTune(backbone="lenet5")),
     }
-    skip = {name.strip() for name in args.skip.split(",") if name.strip()}
+    skip = {name.strip() for name in args.skip.split(";") if name.strip()}
     factories = {k: v for k, v in factories.items() if k not in skip}
     outcomes = {name: [] for name in factories}
 
@@ -141,9 +159,17 @@ def main(argv=None):
         return run
 
     times = harness.interleaved({name: contender(name) for name in factories}, args.repeats)
-    rows = []
+    rows, stages = [], []
     for name in factories:
-        accuracy, size = outcomes[name][-1]
+        accuracy, size, seconds = outcomes[name][-1]
+        if seconds is not None:
+            wall = times[name][-1]
+            stages.append([
+                name, harness.format_seconds(wall),
+                *(f"{harness.format_seconds(value)} ({value / wall:.0%})"
+                  for value in seconds.values()),
+                harness.format_seconds(wall - sum(seconds.values())),
+            ])
         reference = LIMITS.get(name, (None,))[0]
         rows.append([
             name,
@@ -168,6 +194,14 @@ def main(argv=None):
             ["contender", "wall", "/ its plain yardstick", "average accuracy", "model size"],
             rows,
         ),
+        "",
+        "Where the time of the runs through `kg.learn` goes (last round): the `fit()` calls "
+        "while the masks learn (GROWN's first stage and growth rounds; every `fit()` of a "
+        "method without masks) and while they are fixed (GROWN's last stage per task), and "
+        "the rest (Scratch references, `add_task()`, `finish_task()`, evaluating every task "
+        "seen).",
+        "",
+        harness.table(["contender", "wall", "masks learned", "masks fixed", "the rest"], stages),
         "",
     ]
     for name, (reference, limit) in LIMITS.items():
