@@ -186,7 +186,10 @@ def main(argv=None):
         f"to validation), {stream[0].sizes['test']} test images per task, batch "
         f"{args.batch_size}, Adam, graph mode (no XLA). Wall time of the whole loop "
         "(train, evaluate every task seen after each task). GROWN: seed_ratio "
-        f"{args.seed_ratio}, capacity {args.capacity}, the package defaults otherwise. "
+        f"{args.seed_ratio}, capacity {args.capacity}, the package defaults otherwise: it "
+        "trains two stages per task (the masks learn, then the weights train under the fixed "
+        "masks for as many epochs, `GROWN(fixed_mask_epochs=None)`), twice the plain loops' "
+        "epochs; the second table shows what each stage costs. "
         f"Contenders interleaved over {args.repeats} round(s); ratio = median "
         "[min-max] of the per-round ratios.",
         "",
