@@ -1059,9 +1059,7 @@ class GrownModel(keras.Model):
             self.optimizer.build(
                 [v for v in self.trainable_variables if id(v) not in score_ids]
             )
-            self.mask_optimizer = keras.optimizers.Adam(
-                self.mask_learning_rate, name="mask_optimizer"
-            )
+            self.mask_optimizer = masks.ScoreAdam(self.mask_learning_rate, name="mask_optimizer")
             self.mask_optimizer.build(scores)
 
     def _recompile(self):
