@@ -21,7 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 
-BENCHMARKS = ("train_step", "stream", "inference", "memory", "scaling", "profile_train_step")
+BENCHMARKS = (
+    "train_step", "stream", "inference", "memory", "scaling", "profile_train_step",
+    "profile_late_task",
+)
 SECTIONS = {"profile_train_step": "profile"}
 
 

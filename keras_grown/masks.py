@@ -171,7 +171,7 @@ class ScoreAdam(keras.optimizers.Adam):
     so checkpoints and the slot re-indexing of `grow()` are unchanged) with
     TensorFlow's `ResourceApplyAdam`, one pass per variable: on LeNet-5 at
     the fifth task of a stream, a training step with masks learned goes from
-    54 ms to 44 ms (BENCHMARKS.md, profile). It runs under XLA and inside a
+    54.4 ms to 52.0 ms (BENCHMARKS.md §7). It runs under XLA and inside a
     `tf.distribute` update like Keras' own. Options the fused kernel does not
     have (`amsgrad`, sparse gradients) fall back to Keras' update.
     """
