@@ -391,6 +391,12 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             mask = gated  # nothing owned: no selective mask to apply
         elif selective is gated:
             mask = selective  # one sample, no gate: the masks coincide
+        elif selective is attentive:
+            # One sample serves both masks, and an owned kernel sits in a
+            # channel an earlier task activated, where the gate is exactly 1
+            # (candidates are dormant channels): the `where` over owned
+            # kernels would return the gated sample itself, value and gradient.
+            mask = gated
         else:
             mask = ops.where(owned, selective, gated)
         if isinstance(mask, float):
