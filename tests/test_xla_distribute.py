@@ -46,13 +46,6 @@ SCRIPT = os.path.join(HERE, "run_distributed.py")
 FORGETTING_METHODS = ("finetune", "ewc")
 
 
-@pytest.fixture(autouse=True)
-def _free_models():
-    """Drops each test's models and XLA programs (VGG16 and ResNet-18 are large)."""
-    yield
-    keras.backend.clear_session(free_memory=True)
-
-
 def tiny_backbone(inputs):
     """A grown convolution with batch normalization and a grown dense layer."""
     x = kg.layers.GrownConv2D(4, 3, batch_norm=True, activation="relu", name="conv")(inputs)
