@@ -101,6 +101,41 @@ def test_naive_finetune_forgets(permuted_stream, probe):
     assert result.model_size == [1.0, 1.0]
 
 
+def test_shared_weights_without_masks_step_as_the_masked_path(permuted_stream, probe):
+    """Fine-tune's layers read the shared kernel as it is (no owner/mask arithmetic).
+
+    A twin with an attentive mask held on (scores +5, no noise, so every mask
+    is exactly 1) takes the general masked path: one training step must leave
+    the same weights, bitwise, and a finished task predict what its export does.
+    """
+    def build(attentive):
+        keras.utils.set_random_seed(0)
+        model = kg.GrownModel(
+            backbone="lenet5", input_shape=(28, 28, 1), seed_ratio=1.0, capacity=1.0,
+            selective_mask=False, attentive_mask=attentive, learnable_growth=False,
+            freeze_finished_tasks=False, mask_noise=False, attentive_init=5.0,
+        )
+        model.add_task(permuted_stream[0].train, num_classes=10, grow=False)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        return model
+
+    plain, masked = build(False), build(True)
+    for a, b in zip(plain.grown_layers, masked.grown_layers):
+        b.free_kernel.assign(a.free_kernel)
+    x, y = probe[:32], np.arange(32) % 10
+    np.testing.assert_array_equal(plain(x, training=True), masked(x, training=True))
+    plain.train_on_batch(x, y)
+    masked.train_on_batch(x, y)
+    for a, b in zip(plain.grown_layers, masked.grown_layers):
+        np.testing.assert_array_equal(a.free_kernel.numpy(), b.free_kernel.numpy())
+    plain.finish_task()
+    plain.select_task(0)
+    exported = kg.export.build_task_model(plain, 0)
+    np.testing.assert_allclose(
+        plain.predict(probe, verbose=0), exported.predict(probe, verbose=0), atol=1e-6
+    )
+
+
 def test_finetune_copies_and_scratch_do_not_forget_and_grow_by_one_network_per_task(
     permuted_stream, probe
 ):

@@ -5,6 +5,7 @@ import math
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from keras_grown import masks
@@ -286,8 +287,12 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             # A finished task reads its stored mask over owned (frozen)
             # weights only; `where` keeps the kernel bitwise identical
             # whatever later tasks write elsewhere in `frozen_kernel`.
-            use = masks.unpack_bits(self._current("kernel_mask"), mask_shape)
             gate = masks.unpack_bits(self._current("channel_mask"), (self.allocated_units,))
+            if not self.freeze_finished and self._uses_every_kernel():
+                # Nothing is owned (the fine-tune / EWC baselines) and the
+                # task kept every kernel: it reads the shared kernel as it is.
+                return self.free_kernel, gate
+            use = masks.unpack_bits(self._current("kernel_mask"), mask_shape)
             if self.freeze_finished:
                 source = self.frozen_kernel
             else:
@@ -296,6 +301,16 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
                 )
             kernel = ops.where(ops.greater(use, 0.0)[spatial], source, 0.0)
             return kernel, gate
+        if (
+            not self.freeze_finished
+            and not (self.selective_learned or self.attentive_learned or self.attentive_fixed)
+            and not self.growth_enabled
+            and (self.released_trainable or self.task == 0)
+        ):
+            # Nothing is owned and no mask is learned (the fine-tune / EWC
+            # baselines): every mask below is 1 on the active channels, and
+            # the output gate zeroes the others, value and gradient alike.
+            return self.free_kernel, self.active
         owned = ops.greater(self.owner, 0)
         # Weights owned by earlier tasks come from the frozen store, all
         # others from the trainable free store.
@@ -332,6 +347,17 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         # on-channels with the attentive mask.
         mask = ops.where(owned, selective, attentive * gate[None, :])
         return weights * mask[spatial], gate
+
+    def _uses_every_kernel(self):
+        """Whether the selected finished task's stored kernel mask is all on.
+
+        Read when a step is traced (out of the trace: a finished task's mask
+        never changes, and loading weights drops the traced steps).
+        """
+        with tf.init_scope():
+            packed = ops.convert_to_numpy(self._current("kernel_mask"))
+        size = self.input_dim * self.allocated_units
+        return bool(np.all(np.unpackbits(packed.reshape(-1))[:size] == 1))
 
     def growth_state(self):
         """(active, candidate, grown_score, owned, attentive_score) of the current task.
