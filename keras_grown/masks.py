@@ -38,6 +38,7 @@ from keras import ops
 from keras.src.random.seed_generator import draw_seed
 
 GUMBEL_FORMS = ("concrete", "paper")
+_PHILOX = tf.random.Algorithm.PHILOX.value
 
 
 def validate_gumbel_form(gumbel):
@@ -62,9 +63,16 @@ def logistic_noise(shape, seed):
     seed = draw_seed(seed)
     if seed.dtype != tf.int32:
         seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
-    u = tf.random.stateless_uniform(
-        shape, seed=seed, minval=1e-6, maxval=1.0 - 1e-6, dtype="float32", alg="philox"
+    # `tf.random.stateless_uniform(..., alg="philox")` derives Philox's key and
+    # counter from the seed in about 25 small Python-built ops per call; the
+    # kernel below derives the same ones in one op (the same values in eager
+    # and graph mode), which makes a traced GROWN step cheaper to build and run.
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+    u = tf.raw_ops.StatelessRandomUniformV2(
+        shape=shape, key=key, counter=counter, alg=_PHILOX, dtype=tf.float32
     )
+    low, high = 1e-6, 1.0 - 1e-6
+    u = u * (high - low) + low
     return ops.log(u / (1.0 - u))
 
 

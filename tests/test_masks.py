@@ -29,6 +29,25 @@ def test_straight_through_gradient_is_the_soft_gradient():
     np.testing.assert_array_equal(hard.numpy(), (soft > 0.5).astype("float32"))
 
 
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
+def test_logistic_noise_is_the_logit_of_tensorflows_philox_uniform(graph):
+    """The one-op key derivation draws exactly what `stateless_uniform(alg="philox")` draws."""
+    from keras.src.random.seed_generator import draw_seed
+
+    for seed in (1, 123456, 2**30 + 5):
+        def both():
+            u = tf.random.stateless_uniform(
+                (37, 101), seed=tf.cast(draw_seed(seed), tf.int32), minval=1e-6,
+                maxval=1.0 - 1e-6, alg="philox",
+            )
+            return masks.logistic_noise((37, 101), seed), tf.math.log(u / (1.0 - u))
+
+        noise, expected = tf.function(both)() if graph else both()
+        np.testing.assert_array_equal(noise.numpy(), expected.numpy())
+    u = 1.0 / (1.0 + np.exp(-noise.numpy()))
+    assert 0.45 < u.mean() < 0.55 and u.min() > 0.0 and u.max() < 1.0
+
+
 def test_inference_rule_is_sigmoid_above_half_without_noise():
     score = tf.constant([-1.0, -1e-6, 0.0, 1e-6, 2.0])
     out = masks.straight_through_gumbel_sigmoid(score, 1.0, seed=3, training=False)
