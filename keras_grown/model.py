@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_grown import backbones as backbones_lib
-from keras_grown import masks
+from keras_grown import compact, export, masks
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin, growth_scope
 from keras_grown.layers.grown_base import check_finite, validate_growth_settings
 from keras_grown.transaction import ValueSnapshot as _Snapshot
@@ -889,8 +889,6 @@ class GrownModel(keras.Model):
 
     def export_task(self, task, path, **kwargs):
         """Writes a plain Keras model of what `task` uses (see `keras_grown.export`)."""
-        from keras_grown import export
-
         return export.export_task(self, task, path, **kwargs)
 
     # ------------------------------------------------------------ checking
@@ -1291,7 +1289,7 @@ class GrownModel(keras.Model):
 
         A finished task's weights, masks, biases, batch-norm state and head
         are frozen, so its predictions can come from a plain Keras model of
-        only the channels and kernels it uses (`export.build_task_model`):
+        only the channels and kernels it uses (`compact.build_task_model`):
         no mask is unpacked or applied per batch, no channel of the allocated
         capacity it does not use is computed. Built once, eagerly (variables
         cannot be created inside a traced step; a trace only reads the
@@ -1303,8 +1301,6 @@ class GrownModel(keras.Model):
         task = self._selected
         cache = self._inference_cache.models
         if task not in cache and tf.executing_eagerly():
-            from keras_grown import export
-
             try:
                 # Building Keras layers draws initializer seeds from Python's
                 # global RNG; the values are then overwritten. Leave the RNG as
@@ -1314,7 +1310,7 @@ class GrownModel(keras.Model):
                 # one device.
                 rng_state = random.getstate()
                 try:
-                    cache[task] = export.build_task_model(self, task)
+                    cache[task] = compact.build_task_model(self, task)
                 finally:
                     random.setstate(rng_state)
             except Exception as error:  # the masked path is always correct
