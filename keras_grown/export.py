@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from keras_grown import compact
+from keras_grown.sizing import kernel_elements
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +159,7 @@ def export_size(model, task):
     used = kernels = biases = norms = padding = 0
     for layer in model.grown_layers:
         inputs, outputs = plan.layer_channels[layer]
-        elems = _kernel_elems(layer)
+        elems = kernel_elements(layer)
         used += int(layer.task_kernel_mask(task).sum()) * elems
         kernels += len(inputs) * len(outputs) * elems
         biases += len(outputs) * int(layer.use_bias)
@@ -304,7 +305,3 @@ def _is_grown_model(model):
         keras.saving.get_registered_name(cls) == "keras_grown>GrownModel"
         for cls in type(model).__mro__
     )
-
-
-def _kernel_elems(layer):
-    return int(np.prod(layer.kernel_spatial_shape, dtype=int))

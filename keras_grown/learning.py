@@ -7,8 +7,10 @@ import time
 import keras
 import numpy as np
 
+from keras_grown import methods
 from keras_grown.evaluation import AccuracyMatrix
 from keras_grown.model import GrownModel
+from keras_grown.sizing import ModelSize, TaskSummary
 from keras_grown.transaction import learning_task
 
 
@@ -238,8 +240,6 @@ def learn(
         A `LearnResult` (its `method` is the method's name and `model` the
         trained model).
     """
-    from keras_grown import methods
-
     method = methods.as_method(model)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be >= 1 (an integer). Received: epochs={epochs!r}")
@@ -338,7 +338,6 @@ def _result_state(result):
 def _resume(checkpoint_dir, method, run_settings, result):
     """Restores the method and `result` from the newest checkpoint; returns the next task."""
     from keras_grown import checkpoint
-    from keras_grown.model import ModelSize, TaskSummary
 
     loaded = checkpoint.load_checkpoint(checkpoint_dir)
     if loaded is None:

@@ -1,6 +1,5 @@
 """GrownModel: one Keras model that learns a stream of tasks by growing."""
 
-import dataclasses
 import inspect
 import math
 import os
@@ -13,61 +12,13 @@ import tensorflow as tf
 from keras import ops
 
 from keras_grown import backbones as backbones_lib
-from keras_grown import compact, export, masks
+from keras_grown import compact, export, masks, sizing
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin, growth_scope
 from keras_grown.layers.grown_base import check_finite, validate_growth_settings
+# ModelSize is re-exported: `from keras_grown.model import ModelSize` keeps working.
+from keras_grown.sizing import ModelSize, TaskSummary  # noqa: F401
 from keras_grown.transaction import ValueSnapshot as _Snapshot
 from keras_grown.transaction import transaction
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSize:
-    """The size of a GrownModel, in the paper's terms.
-
-    Attributes:
-        ratio: weights owned by any task over the weights of one full-size
-            backbone (the paper's "0.5x ... 1.2x").
-        owned_weights: backbone kernel weights owned by some task.
-        full_size_weights: kernel weights of one full-size backbone.
-        head_weights: weights of the task heads, counted over the features
-            each task uses (kernel + bias), reported apart.
-        task_specific_weights: per-task biases and batch-norm affines of the
-            finished tasks, reported apart.
-        mask_bytes: bytes of the stored per-task masks (1 bit per kernel and
-            per channel, packed).
-        owned_by_task: owned backbone weights per task.
-    """
-
-    ratio: float
-    owned_weights: int
-    full_size_weights: int
-    head_weights: int
-    task_specific_weights: int
-    mask_bytes: int
-    owned_by_task: tuple
-
-    def __str__(self):
-        return (
-            f"{self.ratio:.3f}x ({self.owned_weights:,} of {self.full_size_weights:,} "
-            f"full-size weights; heads {self.head_weights:,}; masks {self.mask_bytes:,} B)"
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskSummary:
-    """What `finish_task()` did: per-layer growth and the model size after it."""
-
-    task: int
-    layers: dict
-    size: ModelSize
-
-    @property
-    def channels_grown(self):
-        return sum(v["channels_grown"] for v in self.layers.values())
-
-    @property
-    def kernels_taken(self):
-        return sum(v["kernels_taken"] for v in self.layers.values())
 
 
 L0_SCOPES = ("grown_channels", "new_weights")
@@ -341,83 +292,17 @@ class GrownModel(keras.Model):
 
     # ------------------------------------------------------------------ size
     def _measure_full_size(self):
-        full_on = {
-            layer: np.arange(layer.allocated_units) < layer.units
-            for layer in self.grown_layers
-        }
-        full_in = self._input_on(full_on)
-        total = 0
-        for layer in self.grown_layers:
-            layer.full_input_dim = int(full_in[layer].sum())
-            total += layer.full_input_dim * layer.units * _kernel_elems(layer)
-        self.full_size_weights = total
-        # Weight of one channel of each layer in the l0 term and in the
-        # growth ratio: the kernel weights it adds at full-size fan-in, over
-        # the weights of one full-size backbone.
-        self._channel_weights = [
-            layer.full_input_dim * _kernel_elems(layer) / total for layer in self.grown_layers
-        ]
+        self.full_size_weights, self._channel_weights = sizing.measure_full_size(
+            self.grown_layers, self._input_on
+        )
 
     def model_size(self):
         """The model size after the finished tasks (see `ModelSize`)."""
-        owned = 0
-        by_task = np.zeros(len(self._tasks), dtype=np.int64)
-        mask_bytes = 0
-        task_specific = 0
-        for layer in self.grown_layers:
-            owner = ops.convert_to_numpy(layer.owner)
-            elems = _kernel_elems(layer)
-            if self.freeze_finished_tasks:
-                owned += int((owner > 0).sum()) * elems
-                for k in range(len(self._tasks)):
-                    by_task[k] += int((owner == k + 1).sum()) * elems
-            else:
-                # Nothing is owned: count the shared kernels any task uses.
-                used = np.zeros(owner.shape, bool)
-                for k in self.finished_tasks:
-                    task_use = layer.task_kernel_mask(k)
-                    by_task[k] += int((task_use & ~used).sum()) * elems
-                    used |= task_use
-                owned += int(used.sum()) * elems
-            for k in self.finished_tasks:
-                variables = layer._task_variables[k]
-                mask_bytes += int(variables["kernel_mask"].shape[0])
-                mask_bytes += int(variables["channel_mask"].shape[0])
-                channels = int(layer.task_channel_mask(k).sum())
-                task_specific += channels * (int(layer.use_bias) + 2 * int(layer.batch_norm))
-        head_weights = 0
-        for k in self.finished_tasks:
-            features = self._input_on({l: l.task_channel_mask(k) for l in self.grown_layers})
-            head_weights += (int(features["__features__"].sum()) + 1) * self._tasks[k]["num_classes"]
-        return ModelSize(
-            ratio=owned / self.full_size_weights,
-            owned_weights=owned,
-            full_size_weights=self.full_size_weights,
-            head_weights=head_weights,
-            task_specific_weights=task_specific,
-            mask_bytes=mask_bytes,
-            owned_by_task=tuple(int(v) for v in by_task),
-        )
+        return sizing.model_size(self)
 
     def growth_report(self):
         """Per grown layer: active width over full-size width, kernels owned per task."""
-        report = []
-        for layer in self.grown_layers:
-            owner = ops.convert_to_numpy(layer.owner)
-            active = int((ops.convert_to_numpy(layer.active) > 0).sum())
-            report.append(
-                {
-                    "layer": layer.name,
-                    "full_width": layer.units,
-                    "allocated_width": layer.allocated_units,
-                    "active_channels": active,
-                    "growth_ratio": active / layer.units,
-                    "kernels_owned_by_task": [
-                        int((owner == k + 1).sum()) for k in range(len(self._tasks))
-                    ],
-                }
-            )
-        return report
+        return sizing.growth_report(self)
 
     # ----------------------------------------------------------------- tasks
     @property
@@ -1349,37 +1234,6 @@ class GrownModel(keras.Model):
                 return compact(inputs, training=False)
         return self.heads(self.backbone(inputs, training=training))
 
-    def _growth_terms(self):
-        """(l0, growth_ratio) from the mask scores: tensor math only.
-
-        Over each layer's plan (its on-part) when the task has one, else over
-        the allocated width: channels and kernels outside the plan add 0.
-        """
-        l0 = ops.zeros(())
-        ratio = ops.zeros(())
-        for layer, weight in zip(self.grown_layers, self._channel_weights):
-            active, candidate, grown_score, owned, attentive_score = layer.growth_state()
-            on = ops.sum(active)
-            channel_probability = active
-            if self._growth:
-                # The l0 norm of the grown mask is not differentiable: use its
-                # expectation sum(sigmoid(score)) over this round's candidates,
-                # each weighted by the share of one full-size backbone it adds.
-                grown = candidate * ops.sigmoid(grown_score)
-                channel_probability = channel_probability + grown
-                if self.l0_scope == "grown_channels":
-                    l0 = l0 + weight * ops.sum(grown)
-                on = on + ops.sum(candidate * masks.hard_mask(grown_score))
-            if self.l0_scope == "new_weights" and layer.attentive_learned:
-                # Expected number of free weights the task takes: kernel kept
-                # (attentive mask) times its channel on (active or grown).
-                kept = ops.sum((1.0 - owned) * ops.sigmoid(attentive_score), axis=0)
-                l0 = l0 + ops.sum(kept * channel_probability) * (
-                    _kernel_elems(layer) / self.full_size_weights
-                )
-            ratio = ratio + weight * on
-        return l0, ratio
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = super().compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
@@ -1389,7 +1243,7 @@ class GrownModel(keras.Model):
             # and penalties belong to the task being learned (and a cached
             # evaluation step of a finished task must not read its state).
             return loss
-        l0, ratio = self._growth_terms()
+        l0, ratio = sizing.growth_terms(self)
         self.l0_tracker.update_state(l0)
         self.growth_tracker.update_state(ratio)
         # Keras scales the task loss by 1 / replicas under tf.distribute (the
@@ -1729,10 +1583,6 @@ def as_dataset(data):
         "Expected a tf.data.Dataset of (image, label) pairs or a tuple "
         f"(images, labels) of arrays; received {type(data).__name__}."
     )
-
-
-def _kernel_elems(layer):
-    return int(np.prod(layer.kernel_spatial_shape, dtype=int))
 
 
 def _unscale_loss_for_distribution(loss):
