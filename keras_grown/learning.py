@@ -7,7 +7,7 @@ import time
 import keras
 import numpy as np
 
-from keras_grown import methods
+from keras_grown import methods, validation
 from keras_grown.evaluation import AccuracyMatrix
 from keras_grown.model import GrownModel
 from keras_grown.sizing import ModelSize, TaskSummary
@@ -408,7 +408,7 @@ def _check_stream(model, tasks):
                 )
             spec = data.element_spec
             if isinstance(model, GrownModel):
-                model._check_task_spec(spec, where=f"{where}.{split}")
+                validation.check_task_spec(model.image_shape, spec, where=f"{where}.{split}")
                 continue
             shape = tuple(spec[0].shape) if isinstance(spec, tuple) and spec else None
             first = shape if first is None else first

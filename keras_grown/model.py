@@ -2,7 +2,6 @@
 
 import inspect
 import math
-import os
 import random
 import warnings
 
@@ -12,16 +11,14 @@ import tensorflow as tf
 from keras import ops
 
 from keras_grown import backbones as backbones_lib
-from keras_grown import compact, export, masks, sizing
+from keras_grown import compact, export, masks, sizing, validation
+from keras_grown._checks import is_integer
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin, growth_scope
-from keras_grown.layers.grown_base import check_finite, validate_growth_settings
-# ModelSize is re-exported: `from keras_grown.model import ModelSize` keeps working.
-from keras_grown.sizing import ModelSize, TaskSummary  # noqa: F401
+# Re-exported: `from keras_grown.model import ModelSize` (and L0_SCOPES) keeps working.
+from keras_grown.sizing import L0_SCOPES, ModelSize, TaskSummary  # noqa: F401
 from keras_grown.transaction import ValueSnapshot as _Snapshot
 from keras_grown.transaction import transaction
 
-
-L0_SCOPES = ("grown_channels", "new_weights")
 
 _COMPILE_DEFAULTS = dict(
     optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
@@ -160,20 +157,10 @@ class GrownModel(keras.Model):
         **kwargs,
     ):
         backbone_fn = backbones_lib.get_backbone(backbone)
-        validate_growth_settings(seed_ratio, capacity)
-        if not check_finite("l0_lambda", l0_lambda, ">= 0") >= 0:
-            raise ValueError(f"l0_lambda must be >= 0. Received: l0_lambda={l0_lambda}")
-        if not check_finite("temperature", temperature, "> 0") > 0:
-            raise ValueError(
-                f"temperature must be positive. Received: temperature={temperature}"
-            )
-        masks.validate_gumbel_form(gumbel)
-        if not check_finite("mask_learning_rate", mask_learning_rate, "> 0") > 0:
-            raise ValueError(
-                "mask_learning_rate must be positive. "
-                f"Received: mask_learning_rate={mask_learning_rate}"
-            )
-        input_shape = _check_input_shape(input_shape)
+        input_shape = validation.check_model_settings(
+            seed_ratio, capacity, l0_lambda, temperature, gumbel, mask_learning_rate, l0_scope,
+            growth_candidates, input_shape,
+        )
         super().__init__(**kwargs)
         self.backbone_name = backbones_lib.backbone_name(backbone)
         self.image_shape = input_shape
@@ -190,23 +177,9 @@ class GrownModel(keras.Model):
         self.attentive_mask = bool(attentive_mask)
         self.learnable_growth = bool(learnable_growth)
         self.retrain_released = bool(retrain_released)
-        if l0_scope not in L0_SCOPES:
-            raise ValueError(
-                f"l0_scope must be one of {L0_SCOPES}. Received: l0_scope={l0_scope!r}"
-            )
         self.l0_scope = l0_scope
         self.freeze_finished_tasks = bool(freeze_finished_tasks)
         self._compact_inference = bool(compact_inference)
-        if growth_candidates is not None and not (
-            isinstance(growth_candidates, (int, float, np.integer, np.floating))
-            and not isinstance(growth_candidates, bool)
-            and np.isfinite(growth_candidates) and float(growth_candidates) > 0
-        ):
-            raise ValueError(
-                "growth_candidates is the fraction of a layer's full-size width one "
-                "growth round may add and must be a positive number (or None for the "
-                f"whole pool). Received: growth_candidates={growth_candidates!r}"
-            )
         self.growth_candidates = (
             None if growth_candidates is None else float(growth_candidates)
         )
@@ -240,10 +213,10 @@ class GrownModel(keras.Model):
             backbone_model = keras.Model(inputs, features, name="backbone")
             empty = backbones_lib.empty_output(backbone_model)
         except Exception as error:  # a shape error from inside a layer's call()
-            _refuse_input_shape(backbone, input_shape, error, None)
+            validation.refuse_input_shape(backbone, input_shape, error, None)
             raise
         if empty is not None:
-            _refuse_input_shape(backbone, input_shape, None, empty)
+            validation.refuse_input_shape(backbone, input_shape, None, empty)
         self.backbone = backbone_model
         if len(features.shape) != 2:
             raise ValueError(
@@ -560,23 +533,6 @@ class GrownModel(keras.Model):
     def _score_storage(self):
         return [v for layer in self.grown_layers for v in layer.score_variables]
 
-    def _check_head_fits(self, num_classes, high):
-        """Refuses, before anything is created, a head that would not fit in memory."""
-        features = int(self.heads.features)
-        head_bytes = (features + 1) * int(num_classes) * 4
-        # Training holds the weights, their gradients and Adam's two slots.
-        training_bytes = 4 * head_bytes
-        available = _available_memory()
-        if available is not None and training_bytes > available:
-            raise ValueError(
-                f"add_task(num_classes={num_classes}): this task's head would hold "
-                f"{features:,} x {num_classes:,} float32 weights, {_bytes(head_bytes)} (about "
-                f"{_bytes(training_bytes)} to train with Adam: weights, gradients and two "
-                f"optimizer slots), more than the {_bytes(available)} of memory available. "
-                f"The labels of this data go up to {high}: pass the task's real number of "
-                "classes as num_classes=."
-            )
-
     def add_task(self, data, num_classes=None, grow=None):
         """Starts learning a new task.
 
@@ -603,13 +559,13 @@ class GrownModel(keras.Model):
                 f"Task {self.current_task} is not finished. Call finish_task() "
                 "before add_task()."
             )
-        num_classes, high = self._check_task_data(data, num_classes)
+        num_classes, high = validation.check_task_data(self, data, num_classes)
         if grow and not self.learnable_growth:
             raise ValueError(
                 "add_task(grow=True) needs learnable growth, but this model was "
                 "built with learnable_growth=False."
             )
-        self._check_head_fits(num_classes, high)
+        validation.check_head_fits(self, num_classes, high)
         # All or nothing: a failure while creating the task's state (out of
         # memory, an interrupt) removes what was created.
         with self._transaction("add_task()", self._score_storage()):
@@ -760,7 +716,7 @@ class GrownModel(keras.Model):
 
     def select_task(self, task):
         """Makes `predict()`/`evaluate()` answer for `task` (0-based)."""
-        if isinstance(task, bool) or not isinstance(task, (int, np.integer)):
+        if not is_integer(task):
             raise TypeError(f"select_task() takes a task index (int). Received: {task!r}")
         if not 0 <= task < len(self._tasks):
             raise ValueError(
@@ -777,136 +733,6 @@ class GrownModel(keras.Model):
         return export.export_task(self, task, path, **kwargs)
 
     # ------------------------------------------------------------ checking
-    def _check_task_data(self, data, num_classes):
-        dataset = as_dataset(data)
-        self._check_task_spec(dataset.element_spec)
-        if num_classes is not None and (
-            isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
-            or num_classes < 2
-        ):
-            raise ValueError(
-                f"num_classes must be an integer >= 2. Received: num_classes={num_classes!r}"
-            )
-        if dataset.element_spec[0].shape.rank == len(self.image_shape):
-            # One vectorized reduction per 1,024 examples, not one per example.
-            dataset = dataset.batch(1024)
-        low, high, count, finite = _label_range(dataset)
-        if count == 0:
-            raise ValueError(
-                "add_task() received an empty dataset: it has no (image, label) pair. "
-                "Check the pipeline that built it (a filter or take() that keeps nothing?)."
-            )
-        if not finite:
-            raise ValueError(
-                "add_task() received images with NaN or inf values; training on them "
-                "turns the weights into NaN. Clean the data first, or drop those examples "
-                "with dataset.filter(lambda x, y: tf.reduce_all(tf.math.is_finite(x)))."
-            )
-        if low < 0:
-            raise ValueError(
-                f"Labels must be in 0..num_classes-1; the dataset has a label {low}. "
-                "Remap the task's labels to 0..k-1."
-            )
-        if num_classes is None:
-            num_classes = int(high) + 1
-            if num_classes < 2:
-                raise ValueError(
-                    "A task needs at least 2 classes; the labels of this dataset are "
-                    "all 0. Pass num_classes= if some classes are absent."
-                )
-        elif high >= num_classes:
-            raise ValueError(
-                f"Labels must be in 0..{num_classes - 1} for num_classes={num_classes}; "
-                f"the dataset has a label {high}. Pass the right num_classes= or "
-                "remap the labels."
-            )
-        return int(num_classes), int(high)
-
-    def _check_task_spec(self, spec, where="add_task()"):
-        """Raises unless `spec` is the element_spec of (image, label) pairs this model reads."""
-        if not isinstance(spec, tuple) or len(spec) not in (2, 3):
-            raise ValueError(
-                f"{where} needs a dataset of (image, label) pairs; received a "
-                f"dataset of element_spec={spec}. Map it to (x, y) first."
-            )
-        x_spec, y_spec = spec[0], spec[1]
-        if not isinstance(x_spec, tf.TensorSpec) or not isinstance(y_spec, tf.TensorSpec):
-            raise ValueError(
-                f"{where} needs (image, label) tensors, not nested structures; "
-                f"received element_spec={spec}. Map it to (x, y) first."
-            )
-        self._check_images(tuple(x_spec.shape), x_spec.dtype, where)
-        if not y_spec.dtype.is_integer:
-            raise ValueError(
-                f"{where}: labels must be integer class indices 0..num_classes-1; received "
-                f"dtype {y_spec.dtype.name}. Cast them with tf.cast(y, tf.int32)."
-            )
-
-    def _check_images(self, shape, dtype, where, batched=False):
-        """Raises unless images of `shape` (with or without the batch axis) and `dtype` fit."""
-        rank = len(self.image_shape)
-        ranks = (rank + 1,) if batched else (rank, rank + 1)
-        if len(shape) == rank and batched and tuple(shape) == self.image_shape:
-            raise ValueError(
-                f"{where} needs batches of images of shape (batch_size,) + "
-                f"{self.image_shape}; received single images of shape {tuple(shape)}. "
-                "Batch the dataset first: dataset.batch(64)."
-            )
-        if len(shape) not in ranks or tuple(shape[-rank:]) != self.image_shape:
-            raise ValueError(
-                f"{where}: this model takes images of shape {self.image_shape} (batched or "
-                f"not); received images of shape {tuple(shape)}. Reshape the data or "
-                "build the model with the matching input_shape=."
-            )
-        if not tf.as_dtype(dtype).is_floating:
-            raise ValueError(
-                f"{where}: images must be floating point (e.g. float32 in [0, 1]); received "
-                f"dtype {tf.as_dtype(dtype).name}. Cast and scale them first."
-            )
-
-    def _check_fit_data(self, x, y, validation_data):
-        """Refuses, before any step, data that fit() would fail on half-way."""
-        for data, argument in ((x, "x"), (validation_data, "validation_data")):
-            if isinstance(data, (tuple, list)) and data and argument == "validation_data":
-                data = data[0]
-            if isinstance(data, tf.data.Dataset):
-                spec = data.element_spec
-                spec = spec[0] if isinstance(spec, tuple) else spec
-                if isinstance(spec, tf.TensorSpec) and spec.shape.rank is not None:
-                    self._check_images(spec.shape, spec.dtype, f"fit({argument}=...)", True)
-            elif hasattr(data, "shape") and hasattr(data, "dtype"):
-                self._check_images(data.shape, data.dtype, f"fit({argument}=...)", True)
-        self._check_labels(
-            y, "fit()", self.current_task,
-            "Remap the labels, or start a task with the right num_classes= (add_task()).",
-        )
-
-    def _check_labels(self, y, where, task, fix):
-        """Refuses array labels outside the classes of `task` (datasets: `_label_error`)."""
-        if isinstance(y, (list, tf.Tensor)):
-            y = np.asarray(y)
-        if not (isinstance(y, np.ndarray) and y.size and np.issubdtype(y.dtype, np.integer)):
-            return
-        num_classes = self._tasks[task]["num_classes"]
-        if y.min() < 0 or y.max() >= num_classes:
-            raise ValueError(
-                f"{where}: task {task} has {num_classes} classes, so labels "
-                f"must be in 0..{num_classes - 1}; received labels {y.min()}..{y.max()}. {fix}"
-            )
-
-    def _label_error(self, error, where, task, fix):
-        """A clear ValueError for TensorFlow's error on a label outside the task's classes, or None."""
-        detail = [
-            line.split("  Label values")[0].strip()
-            for line in str(error).splitlines() if "label value" in line
-        ]
-        if not (isinstance(error, tf.errors.InvalidArgumentError) and detail):
-            return None
-        return ValueError(
-            f"{where}: a label is outside the classes of task {task} "
-            f"({self._tasks[task]['num_classes']} classes): {detail[0]} {fix}"
-        )
-
     # ------------------------------------------------------------- training
     def compile(self, *args, **kwargs):
         """Configures training like `keras.Model.compile`.
@@ -994,22 +820,6 @@ class GrownModel(keras.Model):
     def trainable_variables(self):
         return self.trainable_weights
 
-    def _check_trainable_task(self):
-        if not self._tasks:
-            raise ValueError(
-                "fit() needs a task: call model.add_task(dataset) first, then fit()."
-            )
-        if self.current_task is None:
-            raise ValueError(
-                f"All {len(self._tasks)} task(s) are finished; their weights are "
-                "frozen. Call add_task() to learn a new task."
-            )
-        if self._selected != self.current_task:
-            raise ValueError(
-                f"Task {self._selected} is selected but task {self.current_task} is "
-                f"being learned. Call select_task({self.current_task}) before fit()."
-            )
-
     def fit(self, *args, **kwargs):
         """Trains the current task like `keras.Model.fit`, all or nothing.
 
@@ -1020,11 +830,11 @@ class GrownModel(keras.Model):
         weights that become NaN or inf stop training with a `FloatingPointError`
         (lower the learning rate, or check the inputs for NaN).
         """
-        self._check_trainable_task()
+        validation.check_trainable_task(self)
         bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
         arguments = bound.arguments
-        self._check_fit_data(
-            arguments.get("x"), arguments.get("y"), arguments.get("validation_data")
+        validation.check_fit_data(
+            self, arguments.get("x"), arguments.get("y"), arguments.get("validation_data")
         )
         callbacks = arguments.get("callbacks")
         if callbacks is None or isinstance(callbacks, (list, tuple)):
@@ -1070,8 +880,8 @@ class GrownModel(keras.Model):
                     "model was restored to its state before this fit() call (finished "
                     "tasks are unchanged)."
                 ) from None
-            clear = self._label_error(
-                error, "fit()", self.current_task,
+            clear = validation.label_error(
+                self, error, "fit()", self.current_task,
                 "Remap the labels to 0..k-1. The model was restored to its state before "
                 "this fit() call.",
             )
@@ -1111,11 +921,13 @@ class GrownModel(keras.Model):
         """Runs `keras_method` (evaluate or test_on_batch) with the selected task's label checks."""
         self._check_selected()
         bound = inspect.signature(keras_method).bind(self, *args, **kwargs)
-        self._check_labels(bound.arguments.get("y"), where, self._selected, self._EVALUATE_FIX)
+        validation.check_labels(
+            self, bound.arguments.get("y"), where, self._selected, self._EVALUATE_FIX
+        )
         try:
             return keras_method(self, *args, **kwargs)
         except tf.errors.InvalidArgumentError as error:
-            clear = self._label_error(error, where, self._selected, self._EVALUATE_FIX)
+            clear = validation.label_error(self, error, where, self._selected, self._EVALUATE_FIX)
             if clear is None:
                 raise
             raise clear from None
@@ -1416,103 +1228,6 @@ class GrownModel(keras.Model):
         self.built = True
 
 
-def _available_memory():
-    """Bytes of host memory available now (Linux' MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _bytes(count):
-    """`count` bytes in words: '3.6 TiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
-        count /= 1024
-
-
-def _check_input_shape(input_shape):
-    """`input_shape` as a tuple of positive ints, or a clear error."""
-    try:
-        shape = tuple(input_shape)
-        valid = bool(shape) and all(
-            not isinstance(d, bool) and float(d) == int(d) and int(d) >= 1 for d in shape
-        )
-    except (TypeError, ValueError, OverflowError):
-        valid = False
-    if not valid:
-        raise ValueError(
-            "input_shape is the shape of one image, e.g. (28, 28, 1): a tuple of "
-            f"positive integers. Received: input_shape={input_shape!r}"
-        )
-    return tuple(int(d) for d in shape)
-
-
-def _refuse_input_shape(backbone, input_shape, error, empty):
-    """Raises a clear error when `backbone` cannot take images of `input_shape`.
-
-    Called when building the backbone failed (`error`) or left a layer with an
-    empty output (`empty`: (layer name, shape)). Returns (the caller re-raises
-    `error`) when no input size works either: the failure is not the size.
-    """
-    smallest = backbones_lib.smallest_input(backbone, input_shape)
-    if smallest is None:
-        if error is None:
-            raise ValueError(
-                f"The backbone's layer {empty[0]!r} gets an empty output of shape "
-                f"{empty[1]} from images of input_shape={input_shape}. Check the backbone."
-            )
-        return
-    name = backbones_lib.backbone_name(backbone) if not callable(backbone) else getattr(
-        backbone, "__name__", repr(backbone)
-    )
-    if empty is not None:
-        why = f"its layer {empty[0]!r} would output shape {empty[1]}"
-    else:
-        why = "its convolutions and pooling shrink the feature maps below one pixel"
-    fit = [n for n in backbones_lib.BACKBONES
-           if n != name and backbones_lib.default_backbone(input_shape) == n]
-    hint = f", or use backbone={fit[0]!r}, which takes images this small" if fit else ""
-    raise ValueError(
-        f"The backbone {name!r} cannot take images of input_shape={input_shape}: {why}. "
-        f"The smallest input it takes is {smallest[0]}x{smallest[1]} "
-        f"(input_shape={smallest + input_shape[-1:]}). Resize the images{hint}."
-    ) from error
-
-
-def _label_range(dataset):
-    """(min label, max label, count, images all finite) of a dataset of (x, y[, w]) in one pass."""
-    labels = dataset.map(
-        lambda *e: (
-            tf.reshape(tf.cast(e[1], tf.int64), [-1]),
-            tf.reduce_all(tf.math.is_finite(e[0])) if e[0].dtype.is_floating else True,
-        )
-    )
-    init = (
-        tf.constant(np.iinfo(np.int64).max, tf.int64),
-        tf.constant(np.iinfo(np.int64).min, tf.int64),
-        tf.constant(0, tf.int64),
-        tf.constant(True),
-    )
-
-    def step(acc, element):
-        y, finite = element
-        low = tf.minimum(acc[0], tf.reduce_min(tf.concat([y, acc[0][None]], 0)))
-        high = tf.maximum(acc[1], tf.reduce_max(tf.concat([y, acc[1][None]], 0)))
-        return low, high, acc[2] + tf.size(y, tf.int64), tf.logical_and(acc[3], finite)
-
-    low, high, count, finite = labels.reduce(init, step)
-    return int(low), int(high), int(count), bool(finite)
-
-
 class _InferenceCache:
     """Holds compact task models and their traced step functions out of Keras' tracking."""
 
@@ -1568,21 +1283,6 @@ class _StopOnNaN(keras.callbacks.Callback):
                 raise _NonFinite(
                     f"the weights {variable.path} became NaN or inf in epoch {epoch + 1}"
                 )
-
-
-def as_dataset(data):
-    """A `tf.data.Dataset` from a dataset or an `(images, labels)` tuple of arrays."""
-    if isinstance(data, tf.data.Dataset):
-        return data
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        images, labels = data
-        return tf.data.Dataset.from_tensor_slices(
-            (np.asarray(images), np.asarray(labels))
-        )
-    raise TypeError(
-        "Expected a tf.data.Dataset of (image, label) pairs or a tuple "
-        f"(images, labels) of arrays; received {type(data).__name__}."
-    )
 
 
 def _unscale_loss_for_distribution(loss):

@@ -12,6 +12,9 @@ from keras import ops
 
 from keras_grown import masks
 
+# What the l0 term counts (`GrownModel(l0_scope=...)`, see `growth_terms`).
+L0_SCOPES = ("grown_channels", "new_weights")
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelSize:
