@@ -2,8 +2,6 @@
 
 import inspect
 import math
-import random
-import warnings
 
 import keras
 import numpy as np
@@ -11,14 +9,13 @@ import tensorflow as tf
 from keras import ops
 
 from keras_grown import backbones as backbones_lib
-from keras_grown import compact, export, masks, sizing, validation
+from keras_grown import export, fit_guard, masks, sizing, validation
 from keras_grown._checks import is_integer
+from keras_grown.inference_cache import InferenceCache
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin, growth_scope
 # Re-exported: `from keras_grown.model import ModelSize` (and L0_SCOPES) keeps working.
 from keras_grown.sizing import L0_SCOPES, ModelSize, TaskSummary  # noqa: F401
-from keras_grown.transaction import ValueSnapshot as _Snapshot
 from keras_grown.transaction import transaction
-
 
 _COMPILE_DEFAULTS = dict(
     optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
@@ -190,7 +187,7 @@ class GrownModel(keras.Model):
         self._in_fit = False
         # Compact plain models of finished tasks for inference (not tracked:
         # they hold copies of frozen values, never saved with the model).
-        self._inference_cache = _InferenceCache()
+        self._inference_cache = InferenceCache()
         # compile()'s arguments, kept out of Keras' tracking: an optimizer
         # instance among them is a template (add_task() compiles a copy),
         # not state to save.
@@ -481,25 +478,8 @@ class GrownModel(keras.Model):
         # (its compact model or its masked path, the compiled loss and
         # metrics): the one traced before is taken back from the cache.
         self.train_function = None
-        self.test_function = self._cached_function("test")
-        self.predict_function = self._cached_function("predict")
-
-    def _function_key(self, kind):
-        task = self._selected
-        if task is None or not self._tasks[task]["finished"]:
-            return None
-        return (kind, task, bool(self.jit_compile), bool(self.run_eagerly),
-                int(self.steps_per_execution))
-
-    def _cached_function(self, kind):
-        key = self._function_key(kind)
-        return None if key is None else self._inference_cache.functions.get(key)
-
-    def _cache_function(self, kind, function):
-        key = self._function_key(kind)
-        if key is not None and function is not None:
-            self._inference_cache.functions[key] = function
-        return function
+        self.test_function = self._inference_cache.function(self, "test")
+        self.predict_function = self._inference_cache.function(self, "predict")
 
     # ------------------------------------------------------ transactions
     def _transaction(self, call, values=(), limit="fit"):
@@ -838,59 +818,12 @@ class GrownModel(keras.Model):
         )
         callbacks = arguments.get("callbacks")
         if callbacks is None or isinstance(callbacks, (list, tuple)):
-            # Callbacks of the user's may read the storage: write the working
-            # variables back at every epoch end for them (and not otherwise:
-            # it copies the full-capacity storage).
-            internal = [_StoreWorking()] if callbacks else []
-            arguments["callbacks"] = internal + [_StopOnNaN()] + list(callbacks or [])
+            arguments["callbacks"] = fit_guard.with_guards(callbacks)
         self._load_working()
-        # Frozen kernels are only written by finish_task(): not worth a copy.
-        # With plans, training writes the storage only through the plans'
-        # working variables (their on-part, at epoch ends): copy those, not
-        # the full-capacity storage, and write them back if fit() fails.
-        skipped = {id(layer.frozen_kernel) for layer in self.grown_layers}
-        plans = self._plans()
-        for plan in plans:
-            layer = plan.layer
-            skipped |= {id(v) for v in (
-                layer.free_kernel, layer.owner, layer.active, layer.selective_score,
-                layer.attentive_score, layer.grown_score,
-            )}
-        state = [v for v in self.variables if id(v) not in skipped]
-        state += [v for plan in plans for v in plan.working_variables]
-        for optimizer in (self.optimizer, self.mask_optimizer):
-            state += list(optimizer.variables) if optimizer is not None else []
-        saved = _Snapshot(state, self.fit_snapshot_memory_limit)
-        self._in_fit = True
-        for plan in plans:
-            plan.ahead = True
-        try:
+        with fit_guard.all_or_nothing(self):
             history = super().fit(*bound.args[1:], **bound.kwargs)
             self._store_working()
-            return history
-        except Exception as error:
-            saved.restore()
-            for plan in plans:
-                plan.store()  # the storage's on-part as it was before fit()
-            self._in_fit = False
-            if isinstance(error, _NonFinite):
-                raise FloatingPointError(
-                    f"fit() stopped: {error} while training task {self.current_task}. "
-                    "Lower the learning rate, or check the inputs for NaN/inf values. The "
-                    "model was restored to its state before this fit() call (finished "
-                    "tasks are unchanged)."
-                ) from None
-            clear = validation.label_error(
-                self, error, "fit()", self.current_task,
-                "Remap the labels to 0..k-1. The model was restored to its state before "
-                "this fit() call.",
-            )
-            if clear is not None:
-                raise clear from None
-            raise
-        finally:
-            self._in_fit = False
-            saved.discard()
+        return history
 
     def train_on_batch(self, *args, **kwargs):
         self._load_working()
@@ -940,22 +873,21 @@ class GrownModel(keras.Model):
     # test_on_batch() and predict_on_batch() here, before tracing it: the one
     # place to build the compact model the traced step will call.
     def make_test_function(self, force=False):
-        self._check_selected()
-        self._load_working()
-        self._compact_model()
-        if not force and self.test_function is None:
-            self.test_function = self._cached_function("test")
-        super().make_test_function(force)
-        return self._cache_function("test", self.test_function)
+        return self._make_inference_function("test", super().make_test_function, force)
 
     def make_predict_function(self, force=False):
+        return self._make_inference_function("predict", super().make_predict_function, force)
+
+    def _make_inference_function(self, kind, keras_make, force):
+        """Keras' `make_{kind}_function`, with the compact model built and the traced step cached."""
         self._check_selected()
         self._load_working()
-        self._compact_model()
-        if not force and self.predict_function is None:
-            self.predict_function = self._cached_function("predict")
-        super().make_predict_function(force)
-        return self._cache_function("predict", self.predict_function)
+        self._inference_cache.compact_model(self)
+        attribute = f"{kind}_function"
+        if not force and getattr(self, attribute) is None:
+            setattr(self, attribute, self._inference_cache.function(self, kind))
+        keras_make(force)
+        return self._inference_cache.keep_function(self, kind, getattr(self, attribute))
 
     # ------------------------------------------------------------ inference
     @property
@@ -970,56 +902,6 @@ class GrownModel(keras.Model):
         self.predict_function = None
         self.test_function = None
 
-    def _compact_allowed(self):
-        task = self._selected
-        return (
-            self.compact_inference
-            and self.freeze_finished_tasks
-            and task is not None
-            and self._tasks[task]["finished"]
-            and not tf.distribute.has_strategy()
-            and self.distribute_strategy is tf.distribute.get_strategy()
-        )
-
-    def _compact_model(self):
-        """The compact model of the selected finished task, or None.
-
-        A finished task's weights, masks, biases, batch-norm state and head
-        are frozen, so its predictions can come from a plain Keras model of
-        only the channels and kernels it uses (`compact.build_task_model`):
-        no mask is unpacked or applied per batch, no channel of the allocated
-        capacity it does not use is computed. Built once, eagerly (variables
-        cannot be created inside a traced step; a trace only reads the
-        cache), and kept until weights are loaded or set. Any backbone the
-        export cannot convert keeps the masked path (cached as None).
-        """
-        if not self._compact_allowed():
-            return None
-        task = self._selected
-        cache = self._inference_cache.models
-        if task not in cache and tf.executing_eagerly():
-            try:
-                # Building Keras layers draws initializer seeds from Python's
-                # global RNG; the values are then overwritten. Leave the RNG as
-                # it was, so that predicting (which builds this model only
-                # where compact inference is on) never changes what a later
-                # add_task() draws: a run under tf.distribute repeats one on
-                # one device.
-                rng_state = random.getstate()
-                try:
-                    cache[task] = compact.build_task_model(self, task)
-                finally:
-                    random.setstate(rng_state)
-            except Exception as error:  # the masked path is always correct
-                warnings.warn(
-                    f"Compact inference is off for task {task}: the export could not convert "
-                    f"this backbone ({type(error).__name__}: {error}). Predictions use the "
-                    "masked network; pass compact_inference=False to silence this.",
-                    stacklevel=2,
-                )
-                cache[task] = None
-        return cache.get(task)
-
     def clear_inference_cache(self):
         """Drops the compact inference models of finished tasks.
 
@@ -1028,8 +910,7 @@ class GrownModel(keras.Model):
         `set_weights()` clear it themselves (training never changes a
         finished task: its weights are frozen).
         """
-        self._inference_cache.models.clear()
-        self._inference_cache.functions.clear()
+        self._inference_cache.clear()
         self.predict_function = None
         self.test_function = None
 
@@ -1041,7 +922,7 @@ class GrownModel(keras.Model):
         if tf.executing_eagerly() and not self._in_fit:
             self._load_working()
         if training is None or training is False:
-            compact = self._compact_model()
+            compact = self._inference_cache.compact_model(self)
             if compact is not None:
                 return compact(inputs, training=False)
         return self.heads(self.backbone(inputs, training=training))
@@ -1228,61 +1109,11 @@ class GrownModel(keras.Model):
         self.built = True
 
 
-class _InferenceCache:
-    """Holds compact task models and their traced step functions out of Keras' tracking."""
-
-    def __init__(self):
-        self.models = {}
-        # {(kind, task, jit_compile, run_eagerly, steps_per_execution): function}
-        self.functions = {}
-
-
 class _CompileSettings:
     """Holds the arguments of the last compile() out of Keras' tracking and saving."""
 
     def __init__(self):
         self.arguments = None
-
-
-class _NonFinite(Exception):
-    """Raised inside fit() when the loss or the weights stop being finite."""
-
-
-class _StoreWorking(keras.callbacks.Callback):
-    """Writes the task's working variables back to storage at the end of every epoch.
-
-    First in fit()'s callbacks, so that the callbacks after it (growth
-    monitors, checkpoints) read up-to-date storage.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.model._store_working()
-        for plan in self.model._plans():
-            plan.ahead = True
-
-
-class _StopOnNaN(keras.callbacks.Callback):
-    """Stops `GrownModel.fit()` at the end of an epoch whose loss or weights are NaN/inf.
-
-    Like `keras.callbacks.TerminateOnNaN`, but it raises, so that `fit()`
-    restores the model and reports the cause instead of returning quietly.
-    A NaN input can leave the loss finite (max-pooling skips NaN) while the
-    gradients turn the weights into NaN, hence the check of the weights.
-    """
-
-    # Checked per epoch, not per batch: a per-batch hook makes Keras copy the
-    # logs to the host after every step, which stalls an accelerator. The
-    # epoch's mean loss is NaN when any batch's was, and the model is put
-    # back to its state before fit() anyway.
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(np.mean(ops.convert_to_numpy(loss)))):
-            raise _NonFinite(f"the loss became NaN or inf in epoch {epoch + 1}")
-        for variable in self.model.trainable_variables:
-            if not bool(tf.reduce_all(tf.math.is_finite(variable))):
-                raise _NonFinite(
-                    f"the weights {variable.path} became NaN or inf in epoch {epoch + 1}"
-                )
 
 
 def _unscale_loss_for_distribution(loss):
