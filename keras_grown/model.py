@@ -1,26 +1,21 @@
 """GrownModel: one Keras model that learns a stream of tasks by growing."""
 
 import inspect
-import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from keras_grown import backbones as backbones_lib
-from keras_grown import export, fit_guard, masks, sizing, validation
+from keras_grown import (
+    compiling, distribution, export, fit_guard, planning, sizing, validation,
+)
 from keras_grown._checks import is_integer
 from keras_grown.inference_cache import InferenceCache
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin, growth_scope
 # Re-exported: `from keras_grown.model import ModelSize` (and L0_SCOPES) keeps working.
 from keras_grown.sizing import L0_SCOPES, ModelSize, TaskSummary  # noqa: F401
 from keras_grown.transaction import transaction
-
-_COMPILE_DEFAULTS = dict(
-    optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-)
-
 
 @keras.saving.register_keras_serializable(package="keras_grown")
 class GrownModel(keras.Model):
@@ -191,7 +186,7 @@ class GrownModel(keras.Model):
         # compile()'s arguments, kept out of Keras' tracking: an optimizer
         # instance among them is a template (add_task() compiles a copy),
         # not state to save.
-        self._compile_settings = _CompileSettings()
+        self._compile_settings = compiling.CompileSettings()
         # fit() keeps a copy of what it may change (restored if it fails): in
         # memory up to this many bytes, in a temporary folder above (None:
         # always in memory).
@@ -317,110 +312,11 @@ class GrownModel(keras.Model):
             layer.freeze_task_state(task)
 
     def _select(self, task):
-        finished = self._tasks[task]["finished"]
-        growth = self._growth and not finished
-        for layer in self._task_layers:
-            layer.set_task(task, finished, growth)
-        fixed = self._masks_fixed and not finished
-        current = self.current_task
-        for layer in self.grown_layers:
-            layer.candidate_mask = (
-                self._growth_candidates(layer) if self._growth and current is not None
-                else np.zeros((layer.allocated_units,), bool)
-            )
-        old_plans = self._update_plans()
-        planned = bool(self._plans())
-        for layer in self.grown_layers:
-            # Only the masks this task learns are trainable variables; with a
-            # plan, the working variables are (the storage is not).
-            layer.masks_fixed = fixed
-            selective = self.selective_mask and not finished and not fixed
-            attentive = (
-                self.attentive_mask and not layer.attentive_fixed and not finished and not fixed
-            )
-            layer.free_kernel.trainable = current is not None and not planned
-            layer.selective_score.trainable = selective and not planned
-            layer.attentive_score.trainable = attentive and not planned
-            layer.grown_score.trainable = growth and not fixed and not planned
-            if layer.plan is not None:
-                layer.plan.set_trainable(
-                    self.selective_mask and not fixed,
-                    self.attentive_mask and not layer.attentive_fixed and not fixed,
-                    self._growth and not fixed,
-                )
-        if any(plan is not None for plan in old_plans.values()):
-            self._move_optimizer_state(old_plans)
-        self._selected = task
-        self._reset_functions()
+        planning.select(self, task)
 
     # ------------------------------------------------------------ the plan
-    def _growth_candidates(self, layer):
-        """Bool [allocated]: the dormant channels a growth round of `layer` may switch on."""
-        dormant = ops.convert_to_numpy(layer.active) == 0
-        if self.growth_candidates is None:
-            return dormant
-        count = math.ceil(self.growth_candidates * layer.units - 1e-9)
-        candidates = np.zeros_like(dormant)
-        candidates[np.flatnonzero(dormant)[:count]] = True
-        return candidates
-
     def _plans(self):
         return [layer.plan for layer in self.grown_layers if layer.plan is not None]
-
-    def _update_plans(self):
-        """Makes each grown layer's plan match the task being learned and its growth round.
-
-        A plan is kept while its channels stay the same (its working
-        variables hold the task's training state); when they change (a new
-        task, a growth round, loaded weights) a new plan is made.
-
-        Returns:
-            {layer: its previous plan (or None)} for the layers re-planned.
-        """
-        current = self.current_task
-        if not (self.compact_training and self.freeze_finished_tasks and current is not None):
-            self._drop_plans()
-            return {}
-        on = {}
-        for layer in self.grown_layers:
-            if self._masks_fixed:
-                # Masks fixed: only the channels that stay on are computed
-                # (candidates whose grown mask is off are dropped).
-                on[layer] = layer.hard_channel_on()
-            else:
-                on[layer] = (ops.convert_to_numpy(layer.active) > 0) | layer.candidate_mask
-        for group in self._merge_groups:
-            union = np.logical_or.reduce([on[layer] for layer in group])
-            for layer in group:
-                on[layer] = union
-        input_on = self._input_on(on)
-        from keras_grown.layers.training_plan import TrainingPlan
-
-        old_plans = {}
-        with self.distribute_strategy.scope():
-            for layer in self.grown_layers:
-                in_index = np.flatnonzero(input_on[layer]).astype("int32")
-                out_index = np.flatnonzero(on[layer]).astype("int32")
-                plan = layer.plan
-                signature = TrainingPlan.signature_of(in_index, out_index, layer.candidate_mask)
-                if plan is not None and plan.signature == signature:
-                    continue
-                if plan is not None and plan.ahead:
-                    plan.store()
-                old_plans[layer] = plan
-                layer.plan = TrainingPlan(layer, in_index, out_index, layer.candidate_mask)
-                layer.plan.load()
-        self.heads.feature_index = np.flatnonzero(input_on["__features__"]).astype("int32")
-        return old_plans
-
-    def _drop_plans(self):
-        for layer in self.grown_layers:
-            if layer.plan is not None and layer.plan.ahead:
-                layer.plan.store()
-            layer.plan = None
-            if layer.normalization is not None:
-                layer.normalization.channel_index = None
-        self.heads.feature_index = None
 
     def _load_working(self):
         """Storage -> working variables (outside fit(): storage is the truth)."""
@@ -436,35 +332,7 @@ class GrownModel(keras.Model):
                 plan.store()
 
     def _move_optimizer_state(self, old_plans):
-        """New optimizers for new plans, with the old optimizers' state moved over.
-
-        Slots are matched by name (Keras names a slot after its variable);
-        a slot of a working variable whose shape changed is re-indexed to the
-        new channels (channels new to the plan start from zero state).
-        """
-        optimizer = getattr(self, "optimizer", None)
-        if optimizer is None or not optimizer.built or self.mask_optimizer is None:
-            return
-        moves = {}
-        for layer, old in old_plans.items():
-            move = layer.plan.reindex_from(old) if old is not None else None
-            for variable in layer.plan.working_variables:
-                moves[variable.path.replace("/", "_")] = move
-        old_optimizers = (self.optimizer, self.mask_optimizer)
-        self._recompile()
-        for old, new in zip(old_optimizers, (self.optimizer, self.mask_optimizer)):
-            previous = {v.name: v for v in old.variables}
-            for variable in new.variables:
-                source = previous.get(variable.name)
-                if source is None:
-                    continue
-                if tuple(source.shape) == tuple(variable.shape):
-                    variable.assign(source)
-                    continue
-                for prefix, move in moves.items():
-                    if move is not None and variable.name.startswith(prefix + "_"):
-                        variable.assign(move(ops.convert_to_numpy(source), variable.shape))
-                        break
+        compiling.move_optimizer_state(self, old_plans)
 
     def _after_layer_load(self):
         # Loaded storage may hold other active channels: re-plan the task.
@@ -729,53 +597,16 @@ class GrownModel(keras.Model):
             # New loss and metrics objects: the cached evaluation steps of
             # finished tasks update the old ones.
             self._inference_cache.functions.clear()
-            self._compile(settings)
+            compiling.compile_with(self, settings)
 
     def compile_from_config(self, config):
         # `compile()` is overridden, so Keras leaves re-compiling a loaded
         # model to us: same settings, through our compile.
         self.compile(**keras.saving.deserialize_keras_object(config))
 
-    def _compile(self, settings):
-        # Both optimizers (and their slots) belong to the model's strategy:
-        # add_task() recompiles outside any `strategy.scope()`.
-        with self.distribute_strategy.scope():
-            super().compile(**settings)
-            # Between tasks nothing trains: the optimizers hold no slots (a
-            # model saved there loads whatever the next task computes).
-            scores = self._score_variables() if self.current_task is not None else []
-            score_ids = {id(v) for v in scores}
-            self.optimizer.build(
-                [v for v in self.trainable_variables if id(v) not in score_ids]
-            )
-            self.mask_optimizer = masks.ScoreAdam(self.mask_learning_rate, name="mask_optimizer")
-            self.mask_optimizer.build(scores)
-
     def _recompile(self):
-        """Compiles again with the last settings: fresh optimizers, same loss and metrics.
-
-        The compiled loss, metrics and loss tracker are kept (the settings
-        that made them are the same), so that the evaluation steps of
-        finished tasks traced before stay valid and are not traced again.
-        """
-        settings = dict(self._compiled_with() or _COMPILE_DEFAULTS)
-        optimizer = settings.get("optimizer", "rmsprop")
-        kept = None
-        if getattr(self, "compiled", False) and getattr(self, "_compile_loss", None) is not None:
-            kept = (self._compile_loss, self._compile_metrics, self._loss_tracker)
-        with self.distribute_strategy.scope():
-            if isinstance(optimizer, keras.optimizers.Optimizer):
-                settings["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
-            self._compile(settings)
-        if kept is None:
-            self._inference_cache.functions.clear()
-            return
-        # Set as Keras' compile() sets them: outside the layer tracker (which
-        # would list them a second time in `self.metrics`).
-        from keras.src.utils import tracking
-
-        with tracking.DotNotTrackScope():
-            self._compile_loss, self._compile_metrics, self._loss_tracker = kept
+        """Compiles again with the last settings (see `compiling.recompile`)."""
+        compiling.recompile(self)
 
     def _compiled_with(self):
         """The arguments of the last `compile()` (None if never compiled)."""
@@ -879,7 +710,7 @@ class GrownModel(keras.Model):
         return self._make_inference_function("predict", super().make_predict_function, force)
 
     def _make_inference_function(self, kind, keras_make, force):
-        """Keras' `make_{kind}_function`, with the compact model built and the traced step cached."""
+        """Keras' `make_{kind}_function`, the compact model built first, the traced step kept."""
         self._check_selected()
         self._load_working()
         self._inference_cache.compact_model(self)
@@ -943,11 +774,11 @@ class GrownModel(keras.Model):
         # gradients are summed across replicas); the model-wide terms are
         # computed whole on every replica, so they are scaled the same way.
         if self.l0_lambda > 0 and (self._growth or self.l0_scope == "new_weights"):
-            loss = loss + _scale_loss_for_distribution(
+            loss = loss + distribution.scale_loss(
                 ops.cast(self.l0_lambda, loss.dtype) * l0
             )
         for penalty in self.penalties:
-            loss = loss + _scale_loss_for_distribution(ops.cast(penalty(), loss.dtype))
+            loss = loss + distribution.scale_loss(ops.cast(penalty(), loss.dtype))
         return loss
 
     def train_step(self, data):
@@ -960,7 +791,7 @@ class GrownModel(keras.Model):
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
             self._loss_tracker.update_state(
-                _unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
+                distribution.unscale_loss(loss), sample_weight=tf.shape(x)[0]
             )
             loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
@@ -988,31 +819,12 @@ class GrownModel(keras.Model):
         return self._per_replica_logs(super().test_step(data))
 
     def _per_replica_logs(self, logs):
-        # Under MultiWorkerMirroredStrategy Keras 3 reduces what a step returns
-        # with `strategy.reduce("MEAN", value, axis=0)`, which fails on scalar
-        # metrics (keras-team/keras#20585): give each value an axis of one per
-        # replica; the mean over it is the (synchronized) metric itself.
-        if not _multi_worker(self.distribute_strategy):
-            return logs
-        return keras.tree.map_structure(lambda value: ops.expand_dims(value, 0), logs)
+        return distribution.per_replica_logs(self.distribute_strategy, logs)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras 3 gives the symbolic build the first batch reduced with
-        # `strategy.reduce()`, which MultiWorkerMirroredStrategy refuses for a
-        # nested (x, y) batch ("Attempt to convert a value (PerReplica...)",
-        # keras-team/keras#20585). The batch only lends its shapes: give it
-        # this worker's first replica's part instead.
-        strategy = self._distribute_strategy
-        if iterator is not None and _multi_worker(strategy):
-            for _, _, batches in iterator:
-                data_batch = keras.tree.map_structure(
-                    lambda value: strategy.experimental_local_results(value)[0]
-                    if isinstance(value, tf.distribute.DistributedValues)
-                    else value,
-                    next(batches),
-                )
-                break
-            iterator = None
+        iterator, data_batch = distribution.local_build_batch(
+            self._distribute_strategy, iterator, data_batch
+        )
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # ---------------------------------------------------------- serializing
@@ -1107,30 +919,3 @@ class GrownModel(keras.Model):
         # Everything is built in __init__ (the backbone is a functional
         # model of known input shape; heads are added per task).
         self.built = True
-
-
-class _CompileSettings:
-    """Holds the arguments of the last compile() out of Keras' tracking and saving."""
-
-    def __init__(self):
-        self.arguments = None
-
-
-def _unscale_loss_for_distribution(loss):
-    from keras.src.losses import loss as loss_module
-
-    return loss_module.unscale_loss_for_distribution(loss)
-
-
-def _multi_worker(strategy):
-    """True for a MultiWorkerMirroredStrategy across several workers."""
-    return (
-        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        and strategy.extended._in_multi_worker_mode()
-    )
-
-
-def _scale_loss_for_distribution(loss):
-    from keras.src.losses import loss as loss_module
-
-    return loss_module.scale_loss_for_distribution(loss)

@@ -22,7 +22,7 @@ def check_model_settings(
     seed_ratio, capacity, l0_lambda, temperature, gumbel, mask_learning_rate, l0_scope,
     growth_candidates, input_shape,
 ):
-    """Refuses the settings a `GrownModel` cannot be built with; returns `input_shape` as a tuple."""
+    """Refuses settings a `GrownModel` cannot be built with; returns `input_shape` as a tuple."""
     validate_growth_settings(seed_ratio, capacity)
     if not check_finite("l0_lambda", l0_lambda, ">= 0") >= 0:
         raise ValueError(f"l0_lambda must be >= 0. Received: l0_lambda={l0_lambda}")
