@@ -180,10 +180,84 @@ def get_backbone(backbone):
     return BACKBONES[backbone]
 
 
+def saved_backbone(backbone):
+    """The backbone a saved config names: a name of `BACKBONES`, or its registered function."""
+    if not isinstance(backbone, str) or backbone in BACKBONES:
+        return backbone
+    function = keras.saving.get_registered_object(backbone)
+    if function is None:
+        raise ValueError(
+            f"The saved model uses backbone {backbone!r}, which is not "
+            "registered here. Import the module that defines it (decorated "
+            "with keras.saving.register_keras_serializable) before loading."
+        )
+    return function
+
+
 def backbone_name(backbone):
     if isinstance(backbone, str):
         return backbone
     return keras.saving.get_registered_name(backbone)
+
+
+def build_backbone(backbone, input_shape, **growth_settings):
+    """`backbone` as a functional `keras.Model` of images of `input_shape` to 2D features.
+
+    Built inside `growth_scope(**growth_settings)`, so its grown layers take
+    the model's seed ratio, capacity and mask settings. A backbone that
+    cannot take images of `input_shape` is refused, with the smallest input
+    it takes.
+    """
+    function = get_backbone(backbone)
+    try:
+        with growth_scope(**growth_settings):
+            inputs = keras.Input(input_shape, name="image")
+            features = function(inputs)
+        model = keras.Model(inputs, features, name="backbone")
+        empty = empty_output(model)
+    except Exception as error:  # a shape error from inside a layer's call()
+        _refuse_input_shape(backbone, input_shape, error, None)
+        raise
+    if empty is not None:
+        _refuse_input_shape(backbone, input_shape, None, empty)
+    if len(features.shape) != 2:
+        raise ValueError(
+            "A backbone must return 2D features (batch_size, features); "
+            f"received shape {features.shape}. End it with Flatten or pooling."
+        )
+    return model
+
+
+def _refuse_input_shape(backbone, input_shape, error, empty):
+    """Raises a clear error when `backbone` cannot take images of `input_shape`.
+
+    Called when building the backbone failed (`error`) or left a layer with an
+    empty output (`empty`: (layer name, shape)). Returns (the caller re-raises
+    `error`) when no input size works either: the failure is not the size.
+    """
+    smallest = smallest_input(backbone, input_shape)
+    if smallest is None:
+        if error is None:
+            raise ValueError(
+                f"The backbone's layer {empty[0]!r} gets an empty output of shape "
+                f"{empty[1]} from images of input_shape={input_shape}. Check the backbone."
+            )
+        return
+    name = backbone_name(backbone) if not callable(backbone) else getattr(
+        backbone, "__name__", repr(backbone)
+    )
+    if empty is not None:
+        why = f"its layer {empty[0]!r} would output shape {empty[1]}"
+    else:
+        why = "its convolutions and pooling shrink the feature maps below one pixel"
+    fit = [n for n in BACKBONES
+           if n != name and default_backbone(input_shape) == n]
+    hint = f", or use backbone={fit[0]!r}, which takes images this small" if fit else ""
+    raise ValueError(
+        f"The backbone {name!r} cannot take images of input_shape={input_shape}: {why}. "
+        f"The smallest input it takes is {smallest[0]}x{smallest[1]} "
+        f"(input_shape={smallest + input_shape[-1:]}). Resize the images{hint}."
+    ) from error
 
 
 def channel_sources(model):

@@ -10,7 +10,7 @@ import keras
 from keras import ops
 from keras.src.utils import tracking
 
-from keras_grown import masks
+from keras_grown import masks, planning
 
 COMPILE_DEFAULTS = dict(
     optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
@@ -32,7 +32,7 @@ def compile_with(model, settings):
         keras.Model.compile(model, **settings)
         # Between tasks nothing trains: the optimizers hold no slots (a
         # model saved there loads whatever the next task computes).
-        scores = model._score_variables() if model.current_task is not None else []
+        scores = planning.score_variables(model) if model.current_task is not None else []
         score_ids = {id(v) for v in scores}
         model.optimizer.build(
             [v for v in model.trainable_variables if id(v) not in score_ids]

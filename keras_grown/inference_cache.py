@@ -31,9 +31,40 @@ class InferenceCache:
         self.models = {}
         self.functions = {}
 
-    def clear(self):
-        self.models.clear()
+    def clear(self, model, models=True):
+        """Forgets the traced steps (and, if `models`, the compact models), `model`'s too."""
+        if models:
+            self.models.clear()
         self.functions.clear()
+        model.predict_function = None
+        model.test_function = None
+
+    def reset_functions(self, model):
+        """`model`'s step functions after another task (or mode) is selected.
+
+        The task, its mode and the growth switch are read when a step is
+        traced: the compiled functions are dropped so that the next call
+        retraces. A finished task's evaluate/predict step reads only what is
+        frozen (its compact model or its masked path, the compiled loss and
+        metrics): the one traced before is taken back.
+        """
+        model.train_function = None
+        model.test_function = self.function(model, "test")
+        model.predict_function = self.function(model, "predict")
+
+    def make_function(self, model, kind, keras_make, force):
+        """Keras' `make_{kind}_function` (`keras_make`): the compact model first, the step kept.
+
+        Keras makes (eagerly) the step function of evaluate(), predict(),
+        test_on_batch() and predict_on_batch() there, before tracing it: the
+        one place to build the compact model the traced step will call.
+        """
+        self.compact_model(model)
+        attribute = f"{kind}_function"
+        if not force and getattr(model, attribute) is None:
+            setattr(model, attribute, self.function(model, kind))
+        keras_make(force)
+        return self.keep_function(model, kind, getattr(model, attribute))
 
     def function(self, model, kind):
         """The step function of `kind` traced before for `model`'s selected task, or None."""

@@ -8,14 +8,13 @@ from keras import ops
 
 from keras_grown import backbones as backbones_lib
 from keras_grown import (
-    compiling, distribution, export, fit_guard, planning, sizing, validation,
+    compiling, distribution, export, fit_guard, lifecycle, planning, sizing, validation,
 )
-from keras_grown._checks import is_integer
 from keras_grown.inference_cache import InferenceCache
-from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin, growth_scope
+from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin
 # Re-exported: `from keras_grown.model import ModelSize` (and L0_SCOPES) keeps working.
 from keras_grown.sizing import L0_SCOPES, ModelSize, TaskSummary  # noqa: F401
-from keras_grown.transaction import transaction
+from keras_grown.transaction import public_call
 
 @keras.saving.register_keras_serializable(package="keras_grown")
 class GrownModel(keras.Model):
@@ -148,7 +147,7 @@ class GrownModel(keras.Model):
         selected_task=None,
         **kwargs,
     ):
-        backbone_fn = backbones_lib.get_backbone(backbone)
+        backbones_lib.get_backbone(backbone)  # an unknown backbone is refused first
         input_shape = validation.check_model_settings(
             seed_ratio, capacity, l0_lambda, temperature, gumbel, mask_learning_rate, l0_scope,
             growth_candidates, input_shape,
@@ -193,28 +192,13 @@ class GrownModel(keras.Model):
         self.fit_snapshot_memory_limit = 256 * 2**20
         self.seed = seed
 
-        try:
-            with growth_scope(
-                seed_ratio=self.seed_ratio, capacity=self.capacity,
-                temperature=self.temperature, gumbel=self.gumbel,
-                selective_init=self.selective_init, attentive_init=self.attentive_init,
-                grown_init=self.grown_init, seed=seed,
-            ):
-                inputs = keras.Input(input_shape, name="image")
-                features = backbone_fn(inputs)
-            backbone_model = keras.Model(inputs, features, name="backbone")
-            empty = backbones_lib.empty_output(backbone_model)
-        except Exception as error:  # a shape error from inside a layer's call()
-            validation.refuse_input_shape(backbone, input_shape, error, None)
-            raise
-        if empty is not None:
-            validation.refuse_input_shape(backbone, input_shape, None, empty)
-        self.backbone = backbone_model
-        if len(features.shape) != 2:
-            raise ValueError(
-                "A backbone must return 2D features (batch_size, features); "
-                f"received shape {features.shape}. End it with Flatten or pooling."
-            )
+        self.backbone = backbones_lib.build_backbone(
+            backbone, input_shape, seed_ratio=self.seed_ratio, capacity=self.capacity,
+            temperature=self.temperature, gumbel=self.gumbel,
+            selective_init=self.selective_init, attentive_init=self.attentive_init,
+            grown_init=self.grown_init, seed=seed,
+        )
+        features = self.backbone.outputs[0]
         self.heads = TaskHeads(name="heads")
         self.heads.build(features.shape)
         self.grown_layers = [l for l in self.backbone.layers if isinstance(l, GrownLayer)]
@@ -223,16 +207,12 @@ class GrownModel(keras.Model):
         self._task_layers = [
             l for l in self.backbone.layers if isinstance(l, TaskStateMixin)
         ] + [self.heads]
-        for layer in self.grown_layers:
-            layer.selective_learned = self.selective_mask
-            layer.attentive_learned = self.attentive_mask
-            layer.released_trainable = self.retrain_released
-            layer.freeze_finished = self.freeze_finished_tasks
-            layer.mask_noise = self.mask_noise
-            layer.after_load = self._after_layer_load
+        planning.configure_layers(self)
         self._input_on = backbones_lib.channel_sources(self.backbone)
         self._merge_groups = backbones_lib.merged_channel_groups(self.backbone)
-        self._measure_full_size()
+        self.full_size_weights, self._channel_weights = sizing.measure_full_size(
+            self.grown_layers, self._input_on
+        )
 
         self.l0_tracker = keras.metrics.Mean(name="l0")
         self.growth_tracker = keras.metrics.Mean(name="growth_ratio")
@@ -245,22 +225,9 @@ class GrownModel(keras.Model):
         self._masks_fixed = False
         self._selected = None
         self.built = True
-        for spec in tasks:
-            self._create_task(int(spec["num_classes"]))
-            if spec.get("finished", True):
-                self._tasks[-1]["finished"] = True
-                self._freeze_task(len(self._tasks) - 1)
-        self._growth = bool(growth_enabled) and self.current_task is not None
-        self._masks_fixed = bool(masks_fixed) and self.current_task is not None
-        if selected_task is not None and self._tasks:
-            self._select(int(selected_task))
+        lifecycle.restore_tasks(self, tasks, growth_enabled, masks_fixed, selected_task)
 
     # ------------------------------------------------------------------ size
-    def _measure_full_size(self):
-        self.full_size_weights, self._channel_weights = sizing.measure_full_size(
-            self.grown_layers, self._input_on
-        )
-
     def model_size(self):
         """The model size after the finished tasks (see `ModelSize`)."""
         return sizing.model_size(self)
@@ -294,23 +261,6 @@ class GrownModel(keras.Model):
     def growth_enabled(self):
         return self._growth
 
-    def _create_task(self, num_classes):
-        # Per-task variables are created after build: under tf.distribute
-        # they must be created in the strategy the model was built in, to be
-        # mirrored like the rest (a model built outside any strategy gets the
-        # default strategy, a no-op).
-        with self.distribute_strategy.scope():
-            for layer in self._task_layers:
-                if layer is self.heads:
-                    layer.add_head(num_classes)
-                else:
-                    layer.add_task_state()
-        self._tasks.append({"num_classes": num_classes, "finished": False})
-
-    def _freeze_task(self, task):
-        for layer in self._task_layers:
-            layer.freeze_task_state(task)
-
     def _select(self, task):
         planning.select(self, task)
 
@@ -339,47 +289,10 @@ class GrownModel(keras.Model):
         if self._selected is not None and getattr(self, "_tasks", None):
             self._select(self._selected)
 
-    def _reset_functions(self):
-        # The task, its mode and the growth switch are read when a step is
-        # traced: drop the compiled functions so the next call retraces. A
-        # finished task's evaluate/predict step reads only what is frozen
-        # (its compact model or its masked path, the compiled loss and
-        # metrics): the one traced before is taken back from the cache.
-        self.train_function = None
-        self.test_function = self._inference_cache.function(self, "test")
-        self.predict_function = self._inference_cache.function(self, "predict")
-
     # ------------------------------------------------------ transactions
     def _transaction(self, call, values=(), limit="fit"):
-        """All or nothing for the body of a public call (see `keras_grown.transaction`).
-
-        `values` are the storage variables the call may write; the working
-        variables of the task's plans and, while they are newer than it, the
-        storage they are written back to are added here.
-        """
-        values = list(values)
-        for plan in self._plans():
-            values += plan.working_variables
-            if plan.ahead:
-                layer = plan.layer
-                values += [layer.free_kernel, *layer.score_variables]
-        if limit == "fit":
-            limit = self.fit_snapshot_memory_limit
-        return transaction(self, call, values, limit=limit)
-
-    def _task_storage(self):
-        """The variables learning a task may write: all but the finished tasks' own."""
-        finished = {
-            id(v)
-            for layer in self._flatten_layers(include_self=False, recursive=True)
-            if isinstance(layer, TaskStateMixin)
-            for k in self.finished_tasks if k < len(layer._task_variables)
-            for v in layer._task_variables[k].values()
-        }
-        return [v for v in self.variables if id(v) not in finished]
-
-    def _score_storage(self):
-        return [v for layer in self.grown_layers for v in layer.score_variables]
+        """All or nothing for the body of a public call (see `transaction.public_call`)."""
+        return public_call(self, call, values, limit)
 
     def add_task(self, data, num_classes=None, grow=None):
         """Starts learning a new task.
@@ -402,37 +315,15 @@ class GrownModel(keras.Model):
         Returns:
             The 0-based index of the new task.
         """
-        if self.current_task is not None:
-            raise ValueError(
-                f"Task {self.current_task} is not finished. Call finish_task() "
-                "before add_task()."
-            )
+        validation.check_no_task_learning(self)
         num_classes, high = validation.check_task_data(self, data, num_classes)
-        if grow and not self.learnable_growth:
-            raise ValueError(
-                "add_task(grow=True) needs learnable growth, but this model was "
-                "built with learnable_growth=False."
-            )
+        validation.check_growth_allowed(self, grow)
         validation.check_head_fits(self, num_classes, high)
         # All or nothing: a failure while creating the task's state (out of
         # memory, an interrupt) removes what was created.
-        with self._transaction("add_task()", self._score_storage()):
-            self._create_task(num_classes)
-            index = len(self._tasks) - 1
-            for layer in self.grown_layers:
-                layer.reset_scores()
-                if index > 0:
-                    # The frozen kernels a task reuses were trained with the
-                    # previous task's biases and batch-norm state: start there.
-                    layer.inherit_task_state(index, index - 1)
-            if grow is None:
-                grow = index == 0
-            self._growth = (
-                bool(grow) and self.learnable_growth and self._has_dormant_channels()
-            )
-            self._masks_fixed = False
-            self._select(index)
-            self._recompile()
+        scores = [v for layer in self.grown_layers for v in layer.score_variables]
+        with self._transaction("add_task()", scores):
+            index = lifecycle.start_task(self, num_classes, grow)
         return index
 
     def grow(self):
@@ -444,23 +335,9 @@ class GrownModel(keras.Model):
         The optimizer state is kept (selective mask and released weights
         keep training jointly).
         """
-        if self.current_task is None:
-            raise ValueError("grow() needs a task being learned. Call add_task() first.")
-        if not self.learnable_growth:
-            raise ValueError("This model was built with learnable_growth=False; it cannot grow.")
-        if not self._has_dormant_channels():
-            raise ValueError(
-                "The capacity is spent: no dormant channel is left to grow. Build "
-                "the model with a larger capacity= to grow further."
-            )
+        validation.check_can_grow(self)
         with self._transaction("grow()", [l.grown_score for l in self.grown_layers]):
-            self._store_working()
-            if self._growth:
-                for layer in self.grown_layers:
-                    layer.reset_dormant_grown_scores()
-            self._growth = True
-            self._masks_fixed = False
-            self._select(self.current_task)
+            lifecycle.start_growth_round(self)
 
     def fix_masks(self):
         """Fixes the current task's masks at their hard values for the rest of the task.
@@ -474,8 +351,7 @@ class GrownModel(keras.Model):
         inference, as PackNet's re-training after pruning does. `grow()`
         lets the masks learn again.
         """
-        if self.current_task is None:
-            raise ValueError("fix_masks() needs a task being learned. Call add_task() first.")
+        validation.check_learning(self, "fix_masks()")
         with self._transaction("fix_masks()"):
             self._store_working()
             self._masks_fixed = True
@@ -497,28 +373,10 @@ class GrownModel(keras.Model):
         Returns:
             dict layer name -> (kernels kept, kernels pruned).
         """
-        if self.current_task is None:
-            raise ValueError("prune() needs a task being learned. Call add_task() first.")
-        if not 0.0 <= float(ratio) < 1.0:
-            raise ValueError(
-                "prune(ratio) takes the fraction of the task's free weights to "
-                f"release, in [0, 1). Received: ratio={ratio}"
-            )
+        validation.check_prune(self, ratio)
         with self._transaction("prune()", [l.attentive_score for l in self.grown_layers]):
-            self._store_working()
-            self._select(self.current_task)
-            input_on = self._input_on({l: l.hard_channel_on() for l in self.grown_layers})
-            result = {
-                l.name: l.prune_free_kernels(ratio, input_on[l]) for l in self.grown_layers
-            }
-            self._select(self.current_task)
+            result = lifecycle.prune(self, ratio)
         return result
-
-    def _has_dormant_channels(self):
-        return any(
-            bool((ops.convert_to_numpy(layer.active) == 0).any())
-            for layer in self.grown_layers
-        )
 
     def finish_task(self):
         """Hardens the masks of the current task and freezes what it uses.
@@ -533,46 +391,15 @@ class GrownModel(keras.Model):
             A `TaskSummary` with channels grown and kernels taken per layer,
             and the model size after the task.
         """
+        validation.check_learning(self, "finish_task()")
         task = self.current_task
-        if task is None:
-            raise ValueError("finish_task() needs a task being learned. Call add_task() first.")
-        written = [
-            v for layer in self.grown_layers
-            for v in (layer.frozen_kernel, layer.owner, layer.active,
-                      layer._task_variables[task]["kernel_mask"],
-                      layer._task_variables[task]["channel_mask"])
-        ]
-        with self._transaction("finish_task()", written):
-            self._store_working()
-            self._select(task)
-            channel_on = {layer: layer.hard_channel_on() for layer in self.grown_layers}
-            input_on = self._input_on(channel_on)
-            layers = {
-                layer.name: layer.finish_task_state(input_on[layer])
-                for layer in self.grown_layers
-            }
-            self._freeze_task(task)
-            self._tasks[task]["finished"] = True
-            self._growth = False
-            self._masks_fixed = False
-            self._select(task)
-            if getattr(self, "optimizer", None) is not None:
-                # The task's optimizer state has no further use: drop its slots.
-                self._recompile()
-            summary = TaskSummary(task=task, layers=layers, size=self.model_size())
+        with self._transaction("finish_task()", lifecycle.finish_writes(self, task)):
+            summary = lifecycle.finish_task(self, task)
         return summary
 
     def select_task(self, task):
         """Makes `predict()`/`evaluate()` answer for `task` (0-based)."""
-        if not is_integer(task):
-            raise TypeError(f"select_task() takes a task index (int). Received: {task!r}")
-        if not 0 <= task < len(self._tasks):
-            raise ValueError(
-                f"select_task({task}) is out of range: the model has "
-                f"{len(self._tasks)} task(s), numbered 0 to {len(self._tasks) - 1}."
-                if self._tasks else
-                f"select_task({task}): the model has no task yet. Call add_task() first."
-            )
+        validation.check_task_index(self, task)
         with self._transaction("select_task()"):
             self._select(int(task))
 
@@ -580,7 +407,6 @@ class GrownModel(keras.Model):
         """Writes a plain Keras model of what `task` uses (see `keras_grown.export`)."""
         return export.export_task(self, task, path, **kwargs)
 
-    # ------------------------------------------------------------ checking
     # ------------------------------------------------------------- training
     def compile(self, *args, **kwargs):
         """Configures training like `keras.Model.compile`.
@@ -611,12 +437,6 @@ class GrownModel(keras.Model):
     def _compiled_with(self):
         """The arguments of the last `compile()` (None if never compiled)."""
         return self._compile_settings.arguments
-
-    def _score_variables(self):
-        plans = self._plans()
-        if plans:
-            return [v for plan in plans for v in plan.score_variables]
-        return [v for layer in self.grown_layers for v in layer.score_variables]
 
     @property
     def trainable_weights(self):
@@ -665,60 +485,38 @@ class GrownModel(keras.Model):
         finally:
             self._store_working()
 
-    _EVALUATE_FIX = (
-        "Remap the labels to 0..k-1, or select the task they belong to with select_task()."
-    )
-
     def evaluate(self, *args, **kwargs):
         """Like `keras.Model.evaluate`, for the selected task.
 
         Labels outside the selected task's classes are refused with a
         `ValueError` (arrays before any step, datasets when a batch holds one).
         """
-        return self._evaluate_checked(keras.Model.evaluate, "evaluate()", args, kwargs)
+        return validation.evaluate_checked(self, keras.Model.evaluate, "evaluate()", args, kwargs)
 
     def test_on_batch(self, *args, **kwargs):
         """Like `keras.Model.test_on_batch`; refuses labels outside the selected task's classes."""
-        return self._evaluate_checked(keras.Model.test_on_batch, "test_on_batch()", args, kwargs)
-
-    def _evaluate_checked(self, keras_method, where, args, kwargs):
-        """Runs `keras_method` (evaluate or test_on_batch) with the selected task's label checks."""
-        self._check_selected()
-        bound = inspect.signature(keras_method).bind(self, *args, **kwargs)
-        validation.check_labels(
-            self, bound.arguments.get("y"), where, self._selected, self._EVALUATE_FIX
+        return validation.evaluate_checked(
+            self, keras.Model.test_on_batch, "test_on_batch()", args, kwargs
         )
-        try:
-            return keras_method(self, *args, **kwargs)
-        except tf.errors.InvalidArgumentError as error:
-            clear = validation.label_error(self, error, where, self._selected, self._EVALUATE_FIX)
-            if clear is None:
-                raise
-            raise clear from None
 
     def predict(self, *args, **kwargs):
-        self._check_selected()
+        validation.check_selected(self)
         return super().predict(*args, **kwargs)
 
     # Keras makes (eagerly) the step function of evaluate(), predict(),
     # test_on_batch() and predict_on_batch() here, before tracing it: the one
     # place to build the compact model the traced step will call.
     def make_test_function(self, force=False):
-        return self._make_inference_function("test", super().make_test_function, force)
+        validation.check_selected(self)
+        self._load_working()
+        return self._inference_cache.make_function(self, "test", super().make_test_function, force)
 
     def make_predict_function(self, force=False):
-        return self._make_inference_function("predict", super().make_predict_function, force)
-
-    def _make_inference_function(self, kind, keras_make, force):
-        """Keras' `make_{kind}_function`, the compact model built first, the traced step kept."""
-        self._check_selected()
+        validation.check_selected(self)
         self._load_working()
-        self._inference_cache.compact_model(self)
-        attribute = f"{kind}_function"
-        if not force and getattr(self, attribute) is None:
-            setattr(self, attribute, self._inference_cache.function(self, kind))
-        keras_make(force)
-        return self._inference_cache.keep_function(self, kind, getattr(self, attribute))
+        return self._inference_cache.make_function(
+            self, "predict", super().make_predict_function, force
+        )
 
     # ------------------------------------------------------------ inference
     @property
@@ -729,9 +527,7 @@ class GrownModel(keras.Model):
     @compact_inference.setter
     def compact_inference(self, value):
         self._compact_inference = bool(value)
-        self._inference_cache.functions.clear()
-        self.predict_function = None
-        self.test_function = None
+        self._inference_cache.clear(self, models=False)
 
     def clear_inference_cache(self):
         """Drops the compact inference models of finished tasks.
@@ -741,13 +537,7 @@ class GrownModel(keras.Model):
         `set_weights()` clear it themselves (training never changes a
         finished task: its weights are frozen).
         """
-        self._inference_cache.clear()
-        self.predict_function = None
-        self.test_function = None
-
-    def _check_selected(self):
-        if self._selected is None:
-            raise ValueError("The model has no task yet. Call add_task() first.")
+        self._inference_cache.clear(self)
 
     def call(self, inputs, training=False):
         if tf.executing_eagerly() and not self._in_fit:
@@ -796,7 +586,7 @@ class GrownModel(keras.Model):
             loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         gradients = tape.gradient(loss, variables)
-        score_ids = {id(v) for v in self._score_variables()}
+        score_ids = {id(v) for v in planning.score_variables(self)}
         weight_pairs, score_pairs = [], []
         for gradient, variable in zip(gradients, variables):
             if gradient is None:
@@ -838,12 +628,7 @@ class GrownModel(keras.Model):
         finds a mismatch). To restore a whole saved model, tasks included,
         use `keras.saving.load_model(path)`.
         """
-        path = str(filepath)
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(
-                f"load_weights(): there is no file {path!r}. Check the path; weights "
-                "are written by model.save(path) or model.save_weights(path)."
-            )
+        path = validation.check_weights_file(filepath)
         state = list(self.variables)
         for optimizer in (self.optimizer, self.mask_optimizer):
             state += list(optimizer.variables) if optimizer is not None else []
@@ -854,14 +639,7 @@ class GrownModel(keras.Model):
                 self.clear_inference_cache()
                 return super().load_weights(filepath, *args, **kwargs)
         except Exception as error:
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise ValueError(
-                f"load_weights({path!r}) failed ({type(error).__name__}: {reason}); the model "
-                "is unchanged. Weights load only into a GrownModel with the backbone, "
-                "input_shape, capacity and number of tasks of the model that saved them: "
-                "restore a whole saved model with keras.saving.load_model(path), or save "
-                "the file again if it is damaged."
-            ) from error
+            raise validation.load_weights_error(path, error) from error
 
     def set_weights(self, weights):
         self.clear_inference_cache()
@@ -904,15 +682,8 @@ class GrownModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        backbone = config.get("backbone")
-        if isinstance(backbone, str) and backbone not in backbones_lib.BACKBONES:
-            config["backbone"] = keras.saving.get_registered_object(backbone)
-            if config["backbone"] is None:
-                raise ValueError(
-                    f"The saved model uses backbone {backbone!r}, which is not "
-                    "registered here. Import the module that defines it (decorated "
-                    "with keras.saving.register_keras_serializable) before loading."
-                )
+        if "backbone" in config:
+            config["backbone"] = backbones_lib.saved_backbone(config["backbone"])
         return cls(**config)
 
     def build(self, input_shape=None):

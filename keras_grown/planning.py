@@ -15,6 +15,25 @@ from keras import ops
 from keras_grown.layers.training_plan import TrainingPlan
 
 
+def configure_layers(model):
+    """Gives every grown layer of `model` the model's training settings."""
+    for layer in model.grown_layers:
+        layer.selective_learned = model.selective_mask
+        layer.attentive_learned = model.attentive_mask
+        layer.released_trainable = model.retrain_released
+        layer.freeze_finished = model.freeze_finished_tasks
+        layer.mask_noise = model.mask_noise
+        layer.after_load = model._after_layer_load
+
+
+def score_variables(model):
+    """The mask scores the current task trains: its plans' when it has plans."""
+    plans = model._plans()
+    if plans:
+        return [v for plan in plans for v in plan.score_variables]
+    return [v for layer in model.grown_layers for v in layer.score_variables]
+
+
 def select(model, task):
     """Makes `task` the one `model` computes: each layer's mode, candidates, plan, trainables."""
     finished = model._tasks[task]["finished"]
@@ -51,7 +70,7 @@ def select(model, task):
     if any(plan is not None for plan in old_plans.values()):
         model._move_optimizer_state(old_plans)
     model._selected = task
-    model._reset_functions()
+    model._inference_cache.reset_functions(model)
 
 
 def growth_candidates(model, layer):

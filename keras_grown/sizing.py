@@ -137,6 +137,14 @@ def model_size(model):
     )
 
 
+def has_dormant_channels(model):
+    """Whether any grown layer of `model` has a channel left to grow."""
+    return any(
+        bool((ops.convert_to_numpy(layer.active) == 0).any())
+        for layer in model.grown_layers
+    )
+
+
 def growth_report(model):
     """Per grown layer of `model`: active width over full-size width, kernels owned per task."""
     report = []

@@ -6,16 +6,16 @@ framework error (a shape error from inside `call()`, TensorFlow's error on a
 label) reaches the user.
 """
 
+import inspect
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from keras_grown import backbones as backbones_lib
 from keras_grown import masks
 from keras_grown._checks import check_finite, is_integer
 from keras_grown.layers.grown_base import validate_growth_settings
-from keras_grown.sizing import L0_SCOPES
+from keras_grown.sizing import L0_SCOPES, has_dormant_channels
 
 
 def check_model_settings(
@@ -71,36 +71,69 @@ def check_input_shape(input_shape):
     return tuple(int(d) for d in shape)
 
 
-def refuse_input_shape(backbone, input_shape, error, empty):
-    """Raises a clear error when `backbone` cannot take images of `input_shape`.
+def check_learning(model, where):
+    """Refuses `where` (a task call) when no task is being learned."""
+    if model.current_task is None:
+        raise ValueError(f"{where} needs a task being learned. Call add_task() first.")
 
-    Called when building the backbone failed (`error`) or left a layer with an
-    empty output (`empty`: (layer name, shape)). Returns (the caller re-raises
-    `error`) when no input size works either: the failure is not the size.
-    """
-    smallest = backbones_lib.smallest_input(backbone, input_shape)
-    if smallest is None:
-        if error is None:
-            raise ValueError(
-                f"The backbone's layer {empty[0]!r} gets an empty output of shape "
-                f"{empty[1]} from images of input_shape={input_shape}. Check the backbone."
-            )
-        return
-    name = backbones_lib.backbone_name(backbone) if not callable(backbone) else getattr(
-        backbone, "__name__", repr(backbone)
-    )
-    if empty is not None:
-        why = f"its layer {empty[0]!r} would output shape {empty[1]}"
-    else:
-        why = "its convolutions and pooling shrink the feature maps below one pixel"
-    fit = [n for n in backbones_lib.BACKBONES
-           if n != name and backbones_lib.default_backbone(input_shape) == n]
-    hint = f", or use backbone={fit[0]!r}, which takes images this small" if fit else ""
-    raise ValueError(
-        f"The backbone {name!r} cannot take images of input_shape={input_shape}: {why}. "
-        f"The smallest input it takes is {smallest[0]}x{smallest[1]} "
-        f"(input_shape={smallest + input_shape[-1:]}). Resize the images{hint}."
-    ) from error
+
+def check_no_task_learning(model):
+    """Refuses `add_task()` while a task is being learned."""
+    if model.current_task is not None:
+        raise ValueError(
+            f"Task {model.current_task} is not finished. Call finish_task() "
+            "before add_task()."
+        )
+
+
+def check_growth_allowed(model, grow):
+    """Refuses `add_task(grow=True)` on a model built without learnable growth."""
+    if grow and not model.learnable_growth:
+        raise ValueError(
+            "add_task(grow=True) needs learnable growth, but this model was "
+            "built with learnable_growth=False."
+        )
+
+
+def check_can_grow(model):
+    """Refuses `grow()` without a task being learned, learnable growth or a dormant channel."""
+    check_learning(model, "grow()")
+    if not model.learnable_growth:
+        raise ValueError("This model was built with learnable_growth=False; it cannot grow.")
+    if not has_dormant_channels(model):
+        raise ValueError(
+            "The capacity is spent: no dormant channel is left to grow. Build "
+            "the model with a larger capacity= to grow further."
+        )
+
+
+def check_prune(model, ratio):
+    """Refuses `prune(ratio)` without a task being learned or with a ratio outside [0, 1)."""
+    check_learning(model, "prune()")
+    if not 0.0 <= float(ratio) < 1.0:
+        raise ValueError(
+            "prune(ratio) takes the fraction of the task's free weights to "
+            f"release, in [0, 1). Received: ratio={ratio}"
+        )
+
+
+def check_selected(model):
+    """Refuses to evaluate or predict before `model` has a task."""
+    if model.selected_task is None:
+        raise ValueError("The model has no task yet. Call add_task() first.")
+
+
+def check_task_index(model, task):
+    """Refuses a `select_task(task)` that names no task of `model`."""
+    if not is_integer(task):
+        raise TypeError(f"select_task() takes a task index (int). Received: {task!r}")
+    if not 0 <= task < model.num_tasks:
+        raise ValueError(
+            f"select_task({task}) is out of range: the model has "
+            f"{model.num_tasks} task(s), numbered 0 to {model.num_tasks - 1}."
+            if model.num_tasks else
+            f"select_task({task}): the model has no task yet. Call add_task() first."
+        )
 
 
 def check_trainable_task(model):
@@ -272,6 +305,50 @@ def label_error(model, error, where, task, fix):
     return ValueError(
         f"{where}: a label is outside the classes of task {task} "
         f"({model._tasks[task]['num_classes']} classes): {detail[0]} {fix}"
+    )
+
+
+# What evaluate() and test_on_batch() say to do about a label outside the task's classes.
+EVALUATE_FIX = (
+    "Remap the labels to 0..k-1, or select the task they belong to with select_task()."
+)
+
+
+def evaluate_checked(model, keras_method, where, args, kwargs):
+    """Runs `keras_method` (evaluate or test_on_batch) with the selected task's label checks."""
+    check_selected(model)
+    bound = inspect.signature(keras_method).bind(model, *args, **kwargs)
+    task = model.selected_task
+    check_labels(model, bound.arguments.get("y"), where, task, EVALUATE_FIX)
+    try:
+        return keras_method(model, *args, **kwargs)
+    except tf.errors.InvalidArgumentError as error:
+        clear = label_error(model, error, where, task, EVALUATE_FIX)
+        if clear is None:
+            raise
+        raise clear from None
+
+
+def check_weights_file(filepath):
+    """`filepath` as a str, or a FileNotFoundError that says where weights come from."""
+    path = str(filepath)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+            f"load_weights(): there is no file {path!r}. Check the path; weights "
+            "are written by model.save(path) or model.save_weights(path)."
+        )
+    return path
+
+
+def load_weights_error(path, error):
+    """The ValueError of a `load_weights(path)` that Keras refused with `error`."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return ValueError(
+        f"load_weights({path!r}) failed ({type(error).__name__}: {reason}); the model "
+        "is unchanged. Weights load only into a GrownModel with the backbone, "
+        "input_shape, capacity and number of tasks of the model that saved them: "
+        "restore a whole saved model with keras.saving.load_model(path), or save "
+        "the file again if it is damaged."
     )
 
 
