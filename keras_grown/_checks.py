@@ -26,6 +26,21 @@ def check_count(name, value, minimum):
     return int(value)
 
 
+def check_optional_count(name, value, allowed):
+    """None, or `value` as an int >= 0; else a ValueError: `{name} must be {allowed}`."""
+    if value is None:
+        return None
+    if not is_integer(value, 0):
+        raise ValueError(f"{name} must be {allowed}. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_seed(seed):
+    """Refuses a seed that is not an integer."""
+    if not is_integer(seed):
+        raise ValueError(f"seed must be an integer. Received: seed={seed!r}")
+
+
 def check_finite(name, value, allowed):
     """Returns `value` as a float; raises a clear error for NaN, inf or a non-number.
 
