@@ -260,6 +260,31 @@ def _refuse_input_shape(backbone, input_shape, error, empty):
     ) from error
 
 
+# The element-wise merges: the tensors they join must hold the same channels.
+MERGE_LAYERS = (
+    keras.layers.Add, keras.layers.Maximum, keras.layers.Average, keras.layers.Subtract,
+)
+
+
+def once_per_tensor(compute):
+    """`compute(tensor)`, computed once per tensor of a functional model's graph.
+
+    For the walks over a backbone's graph: `compute` reads the tensor's
+    `_keras_history` and calls the returned function on the op's inputs,
+    so a tensor reached along several paths (a residual stream) is
+    computed once.
+    """
+    results = {}
+
+    def walk(tensor):
+        key = id(tensor)
+        if key not in results:
+            results[key] = compute(tensor)
+        return results[key]
+
+    return walk
+
+
 def channel_sources(model):
     """Traces, for every grown layer of a functional model, what feeds its inputs.
 
@@ -280,12 +305,8 @@ def channel_sources(model):
             )
 
     def input_on(channel_on):
-        memo = {}
-
+        @once_per_tensor
         def tensor_on(tensor):
-            key = id(tensor)
-            if key in memo:
-                return memo[key]
             op, node_index, _ = tensor._keras_history
             if isinstance(op, GrownLayer):
                 result = np.asarray(channel_on[op], bool)
@@ -298,8 +319,7 @@ def channel_sources(model):
                     shape = node.input_tensors[0].shape
                     repeats = int(np.prod(shape[1:-1], dtype=int)) if len(shape) > 2 else 1
                     result = np.tile(parents[0], repeats)
-                elif isinstance(op, (keras.layers.Add, keras.layers.Maximum,
-                                     keras.layers.Average, keras.layers.Subtract)):
+                elif isinstance(op, MERGE_LAYERS):
                     result = np.logical_or.reduce(parents)
                 elif isinstance(op, keras.layers.Concatenate):
                     result = np.concatenate(parents)
@@ -311,7 +331,6 @@ def channel_sources(model):
                         f"({type(op).__name__}). Between grown layers use "
                         "shape-preserving layers, Flatten, Add or Concatenate."
                     )
-            memo[key] = result
             return result
 
         result = {layer: tensor_on(layer._inbound_nodes[0].input_tensors[0]) for layer in grown}
@@ -319,9 +338,6 @@ def channel_sources(model):
         return result
 
     return input_on
-
-
-_MERGES = (keras.layers.Add, keras.layers.Maximum, keras.layers.Average, keras.layers.Subtract)
 
 
 def merged_channel_groups(model):
@@ -349,7 +365,7 @@ def merged_channel_groups(model):
         # shape-preserving layers; None for a model input or a concatenation.
         while True:
             op, node_index, _ = tensor._keras_history
-            if isinstance(op, GrownLayer) or isinstance(op, _MERGES):
+            if isinstance(op, GrownLayer) or isinstance(op, MERGE_LAYERS):
                 return op
             if isinstance(op, (keras.layers.InputLayer, keras.layers.Concatenate,
                                keras.layers.Flatten)):
@@ -360,7 +376,7 @@ def merged_channel_groups(model):
             tensor = node.input_tensors[0]
 
     for op in model.operations:
-        if not isinstance(op, _MERGES):
+        if not isinstance(op, MERGE_LAYERS):
             continue
         for node in op._inbound_nodes:
             for tensor in node.input_tensors:

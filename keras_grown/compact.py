@@ -32,14 +32,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_grown.backbones import MERGE_LAYERS, once_per_tensor
 from keras_grown.layers import GrownConv2D, GrownDense, GrownLayer
-
-_MERGE_LAYERS = (
-    keras.layers.Add,
-    keras.layers.Maximum,
-    keras.layers.Average,
-    keras.layers.Subtract,
-)
 
 
 def build_task_model(model, task):
@@ -50,29 +44,23 @@ def build_task_model(model, task):
     plan = plan_channels(model, task)
     backbone = model.backbone
     inputs = keras.Input(shape=model.image_shape, name="image")
-    exported = {}
     clones = {}
 
+    @once_per_tensor
     def convert(tensor):
-        key = id(tensor)
-        if key in exported:
-            return exported[key]
         op, node_index, tensor_index = tensor._keras_history
         if isinstance(op, keras.layers.InputLayer):
-            result = inputs
-        elif isinstance(op, GrownLayer):
-            result = _plain_grown_layer(
+            return inputs
+        if isinstance(op, GrownLayer):
+            return _plain_grown_layer(
                 op, task, plan, convert(op._inbound_nodes[0].input_tensors[0])
             )
-        else:
-            node = op._inbound_nodes[node_index]
-            values = {id(t): convert(t) for t in node.input_tensors}
-            args, kwargs = node.arguments.fill_in(values)
-            if op not in clones:
-                clones[op] = op.__class__.from_config(op.get_config())
-            result = keras.tree.flatten(clones[op](*args, **kwargs))[tensor_index]
-        exported[key] = result
-        return result
+        node = op._inbound_nodes[node_index]
+        values = {id(t): convert(t) for t in node.input_tensors}
+        args, kwargs = node.arguments.fill_in(values)
+        if op not in clones:
+            clones[op] = op.__class__.from_config(op.get_config())
+        return keras.tree.flatten(clones[op](*args, **kwargs))[tensor_index]
 
     features = convert(backbone.outputs[0])
     heads = model.heads._task_variables[task]
@@ -178,7 +166,7 @@ def _channel_layouts(model, task):
                     "only concatenation along the channel axis (-1) is supported."
                 )
             sources[key] = ("derived", (op, node))
-        elif isinstance(op, _MERGE_LAYERS):
+        elif isinstance(op, MERGE_LAYERS):
             for parent_tensor in node.input_tensors:
                 union(id(parent_tensor), key)
         elif len(node.input_tensors) == 1 and (node.input_tensors[0].shape[-1] == tensor.shape[-1]):
