@@ -20,9 +20,9 @@ import shutil
 import tempfile
 
 import keras
-import numpy as np
 
 from keras_grown import compact
+from keras_grown._checks import is_integer
 from keras_grown.sizing import kernel_elements
 
 
@@ -167,13 +167,8 @@ def export_size(model, task):
         padding += int((~layer.task_channel_mask(task)[outputs]).sum())
     head = (len(plan.features) + 1) * model.heads.num_classes[task]
     return ExportSize(
-        task=task,
-        used_kernel_weights=used,
-        kernel_weights=kernels,
-        bias_weights=biases,
-        batch_norm_weights=norms,
-        head_weights=head,
-        padding_channels=padding,
+        task=task, used_kernel_weights=used, kernel_weights=kernels, bias_weights=biases,
+        batch_norm_weights=norms, head_weights=head, padding_channels=padding,
     )
 
 
@@ -246,7 +241,7 @@ def _check_model(model):
 
 def _check_task(model, task):
     _check_model(model)
-    if isinstance(task, bool) or not isinstance(task, (int, np.integer)):
+    if not is_integer(task):
         raise TypeError(f"export takes a task index (int). Received: task={task!r}")
     task = int(task)
     if not 0 <= task < model.num_tasks:

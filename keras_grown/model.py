@@ -244,6 +244,7 @@ class GrownModel(keras.Model):
 
     @property
     def finished_tasks(self):
+        """Indices of the finished tasks (their weights are frozen)."""
         return [k for k, t in enumerate(self._tasks) if t["finished"]]
 
     @property
@@ -255,10 +256,12 @@ class GrownModel(keras.Model):
 
     @property
     def selected_task(self):
+        """The task `predict()`/`evaluate()` answer for, or None before the first task."""
         return self._selected
 
     @property
     def growth_enabled(self):
+        """Whether learnable sparse growth is on for the current task (`grow()`)."""
         return self._growth
 
     def _select(self, task):
