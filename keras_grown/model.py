@@ -16,6 +16,7 @@ from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin
 from keras_grown.sizing import L0_SCOPES, ModelSize, TaskSummary  # noqa: F401
 from keras_grown.transaction import public_call
 
+
 @keras.saving.register_keras_serializable(package="keras_grown")
 class GrownModel(keras.Model):
     """A continual learner that grows a small seed network only when necessary.
@@ -265,6 +266,7 @@ class GrownModel(keras.Model):
         return self._growth
 
     def _select(self, task):
+        """Makes `task` the one the model computes (see `planning.select`)."""
         planning.select(self, task)
 
     # ------------------------------------------------------------ the plan
@@ -285,6 +287,7 @@ class GrownModel(keras.Model):
                 plan.store()
 
     def _move_optimizer_state(self, old_plans):
+        """New optimizers for new plans, their state moved over (`compiling`)."""
         compiling.move_optimizer_state(self, old_plans)
 
     def _after_layer_load(self):
