@@ -61,6 +61,12 @@ def parser(description, repeats, quick_repeats=2):
     return arguments
 
 
+def add_pool_options(arguments):
+    """`--capacity` and `--seed-ratio`: the GrownModel pool a benchmark builds."""
+    arguments.add_argument("--capacity", type=float, default=2.0)
+    arguments.add_argument("--seed-ratio", type=float, default=0.5)
+
+
 def parse(arguments, argv=None):
     args = arguments.parse_args(argv)
     if args.repeats is None:

@@ -44,8 +44,7 @@ def main(argv=None):
         default=3,
         help="rounds for VGG16-BN under XLA (very slow on a CPU)",
     )
-    arguments.add_argument("--capacity", type=float, default=2.0)
-    arguments.add_argument("--seed-ratio", type=float, default=0.5)
+    harness.add_pool_options(arguments)
     arguments.add_argument("--seconds", type=float, default=1.0)
     args = harness.parse(arguments, argv)
     if args.quick:

@@ -45,8 +45,7 @@ def main(argv=None):
     arguments.add_argument("--modes", default="graph,jit")
     arguments.add_argument("--batch", type=int, default=64)
     arguments.add_argument("--inference-batch", type=int, default=256)
-    arguments.add_argument("--capacity", type=float, default=2.0)
-    arguments.add_argument("--seed-ratio", type=float, default=0.5)
+    harness.add_pool_options(arguments)
     arguments.add_argument("--seconds", type=float, default=1.0)
     args = harness.parse(arguments, argv)
     if args.quick:
@@ -229,25 +228,9 @@ def noise_kernels(tf, keras, args):
                 lambda: masks.logistic_noise(shape, generator), jit_compile=jit
             ),
         }
-        runners = {}
-        for name, function in functions.items():
+        for function in functions.values():
             function().numpy()
-
-            def run(function=function):
-                start = time.perf_counter()
-                function().numpy()
-                return time.perf_counter() - start
-
-            runners[name] = run
-        times = harness.interleaved(runners, max(3, args.repeats))
-        for name in functions:
-            rows.append(
-                [
-                    mode,
-                    f"`{name}`",
-                    harness.format_seconds(harness.summarize(times[name])["median"]),
-                ]
-            )
+        rows += _median_rows(mode, functions, args.repeats, label="`{}`")
     return rows
 
 
@@ -310,42 +293,44 @@ def sampling_formulations(tf, keras, args):
                 return tape.gradient(loss, score)
 
             step().numpy()
-
-            def run(step=step):
-                start = time.perf_counter()
-                step().numpy()
-                return time.perf_counter() - start
-
-            runners[name] = run
-        times = harness.interleaved(runners, max(3, args.repeats))
-        for name in runners:
-            rows.append(
-                [mode, name, harness.format_seconds(harness.summarize(times[name])["median"])]
-            )
+            runners[name] = step
+        rows += _median_rows(mode, runners, args.repeats)
     return rows
+
+
+def _median_rows(mode, functions, repeats, label="{}"):
+    """[mode, label, median seconds] per function of `{label: tf.function}`, timed interleaved."""
+
+    def timer(function):
+        return lambda: harness.timed(lambda: function().numpy())
+
+    times = harness.interleaved(
+        {name: timer(function) for name, function in functions.items()}, max(3, repeats)
+    )
+    return [
+        [mode, label.format(name), harness.format_seconds(harness.summarize(times[name])["median"])]
+        for name in functions
+    ]
 
 
 def inference_ablations(networks, tf, args):
     batch = args.inference_batch
     data = networks.task_batches("lenet5", batch, seed=args.seed)
-    model = networks.grown_on_second_task(
-        "lenet5",
-        data,
-        seed_ratio=args.seed_ratio,
-        capacity=args.capacity,
-        task0_steps=1 if args.quick else 4,
-    )
-    model.finish_task()
-    model.select_task(0)
-    cached = networks.grown_on_second_task(
-        "lenet5",
-        data,
-        seed_ratio=args.seed_ratio,
-        capacity=args.capacity,
-        task0_steps=1 if args.quick else 4,
-    )
-    cached.finish_task()
-    cached.select_task(0)
+
+    def finished_first_task():
+        model = networks.grown_on_second_task(
+            "lenet5",
+            data,
+            seed_ratio=args.seed_ratio,
+            capacity=args.capacity,
+            task0_steps=1 if args.quick else 4,
+        )
+        model.finish_task()
+        model.select_task(0)
+        return model
+
+    model = finished_first_task()
+    cached = finished_first_task()
     for layer in cached.grown_layers:
         kernel, gate = layer.effective_kernel(training=False)
         kernel, gate = tf.constant(kernel), tf.constant(gate)

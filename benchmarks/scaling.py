@@ -51,8 +51,7 @@ def main(argv=None):
     arguments.add_argument("--test-per-task", type=int, default=500)
     arguments.add_argument("--epochs", type=int, default=1)
     arguments.add_argument("--batch-size", type=int, default=64)
-    arguments.add_argument("--capacity", type=float, default=2.0)
-    arguments.add_argument("--seed-ratio", type=float, default=0.5)
+    harness.add_pool_options(arguments)
     args = harness.parse(arguments, argv)
     if args.quick:
         args.tasks, args.checkpoints, args.train_per_task, args.test_per_task = 2, [2], 64, 20

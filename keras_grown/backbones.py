@@ -180,10 +180,109 @@ def get_backbone(backbone):
     return BACKBONES[backbone]
 
 
+def saved_backbone(backbone):
+    """The backbone a saved config names: a name of `BACKBONES`, or its registered function."""
+    if not isinstance(backbone, str) or backbone in BACKBONES:
+        return backbone
+    function = keras.saving.get_registered_object(backbone)
+    if function is None:
+        raise ValueError(
+            f"The saved model uses backbone {backbone!r}, which is not "
+            "registered here. Import the module that defines it (decorated "
+            "with keras.saving.register_keras_serializable) before loading."
+        )
+    return function
+
+
 def backbone_name(backbone):
     if isinstance(backbone, str):
         return backbone
     return keras.saving.get_registered_name(backbone)
+
+
+def build_backbone(backbone, input_shape, **growth_settings):
+    """`backbone` as a functional `keras.Model` of images of `input_shape` to 2D features.
+
+    Built inside `growth_scope(**growth_settings)`, so its grown layers take
+    the model's seed ratio, capacity and mask settings. A backbone that
+    cannot take images of `input_shape` is refused, with the smallest input
+    it takes.
+    """
+    function = get_backbone(backbone)
+    try:
+        with growth_scope(**growth_settings):
+            inputs = keras.Input(input_shape, name="image")
+            features = function(inputs)
+        model = keras.Model(inputs, features, name="backbone")
+        empty = empty_output(model)
+    except Exception as error:  # a shape error from inside a layer's call()
+        _refuse_input_shape(backbone, input_shape, error, None)
+        raise
+    if empty is not None:
+        _refuse_input_shape(backbone, input_shape, None, empty)
+    if len(features.shape) != 2:
+        raise ValueError(
+            "A backbone must return 2D features (batch_size, features); "
+            f"received shape {features.shape}. End it with Flatten or pooling."
+        )
+    return model
+
+
+def _refuse_input_shape(backbone, input_shape, error, empty):
+    """Raises a clear error when `backbone` cannot take images of `input_shape`.
+
+    Called when building the backbone failed (`error`) or left a layer with an
+    empty output (`empty`: (layer name, shape)). Returns (the caller re-raises
+    `error`) when no input size works either: the failure is not the size.
+    """
+    smallest = smallest_input(backbone, input_shape)
+    if smallest is None:
+        if error is None:
+            raise ValueError(
+                f"The backbone's layer {empty[0]!r} gets an empty output of shape "
+                f"{empty[1]} from images of input_shape={input_shape}. Check the backbone."
+            )
+        return
+    name = backbone_name(backbone) if not callable(backbone) else getattr(
+        backbone, "__name__", repr(backbone)
+    )
+    if empty is not None:
+        why = f"its layer {empty[0]!r} would output shape {empty[1]}"
+    else:
+        why = "its convolutions and pooling shrink the feature maps below one pixel"
+    fit = [n for n in BACKBONES
+           if n != name and default_backbone(input_shape) == n]
+    hint = f", or use backbone={fit[0]!r}, which takes images this small" if fit else ""
+    raise ValueError(
+        f"The backbone {name!r} cannot take images of input_shape={input_shape}: {why}. "
+        f"The smallest input it takes is {smallest[0]}x{smallest[1]} "
+        f"(input_shape={smallest + input_shape[-1:]}). Resize the images{hint}."
+    ) from error
+
+
+# The element-wise merges: the tensors they join must hold the same channels.
+MERGE_LAYERS = (
+    keras.layers.Add, keras.layers.Maximum, keras.layers.Average, keras.layers.Subtract,
+)
+
+
+def once_per_tensor(compute):
+    """`compute(tensor)`, computed once per tensor of a functional model's graph.
+
+    For the walks over a backbone's graph: `compute` reads the tensor's
+    `_keras_history` and calls the returned function on the op's inputs,
+    so a tensor reached along several paths (a residual stream) is
+    computed once.
+    """
+    results = {}
+
+    def walk(tensor):
+        key = id(tensor)
+        if key not in results:
+            results[key] = compute(tensor)
+        return results[key]
+
+    return walk
 
 
 def channel_sources(model):
@@ -206,12 +305,8 @@ def channel_sources(model):
             )
 
     def input_on(channel_on):
-        memo = {}
-
+        @once_per_tensor
         def tensor_on(tensor):
-            key = id(tensor)
-            if key in memo:
-                return memo[key]
             op, node_index, _ = tensor._keras_history
             if isinstance(op, GrownLayer):
                 result = np.asarray(channel_on[op], bool)
@@ -224,8 +319,7 @@ def channel_sources(model):
                     shape = node.input_tensors[0].shape
                     repeats = int(np.prod(shape[1:-1], dtype=int)) if len(shape) > 2 else 1
                     result = np.tile(parents[0], repeats)
-                elif isinstance(op, (keras.layers.Add, keras.layers.Maximum,
-                                     keras.layers.Average, keras.layers.Subtract)):
+                elif isinstance(op, MERGE_LAYERS):
                     result = np.logical_or.reduce(parents)
                 elif isinstance(op, keras.layers.Concatenate):
                     result = np.concatenate(parents)
@@ -237,7 +331,6 @@ def channel_sources(model):
                         f"({type(op).__name__}). Between grown layers use "
                         "shape-preserving layers, Flatten, Add or Concatenate."
                     )
-            memo[key] = result
             return result
 
         result = {layer: tensor_on(layer._inbound_nodes[0].input_tensors[0]) for layer in grown}
@@ -245,9 +338,6 @@ def channel_sources(model):
         return result
 
     return input_on
-
-
-_MERGES = (keras.layers.Add, keras.layers.Maximum, keras.layers.Average, keras.layers.Subtract)
 
 
 def merged_channel_groups(model):
@@ -275,7 +365,7 @@ def merged_channel_groups(model):
         # shape-preserving layers; None for a model input or a concatenation.
         while True:
             op, node_index, _ = tensor._keras_history
-            if isinstance(op, GrownLayer) or isinstance(op, _MERGES):
+            if isinstance(op, GrownLayer) or isinstance(op, MERGE_LAYERS):
                 return op
             if isinstance(op, (keras.layers.InputLayer, keras.layers.Concatenate,
                                keras.layers.Flatten)):
@@ -286,7 +376,7 @@ def merged_channel_groups(model):
             tensor = node.input_tensors[0]
 
     for op in model.operations:
-        if not isinstance(op, _MERGES):
+        if not isinstance(op, MERGE_LAYERS):
             continue
         for node in op._inbound_nodes:
             for tensor in node.input_tensors:

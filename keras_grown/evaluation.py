@@ -28,13 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_grown._checks import is_integer
+
 
 def _check_index(name, value, limit):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or not 0 <= value < limit
-    ):
+    if not (is_integer(value) and 0 <= value < limit):
         raise IndexError(
             f"{name} must be a task index in 0..{limit - 1} (the matrix has {limit} tasks). "
             f"Received: {name}={value!r}"

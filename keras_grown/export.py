@@ -1,33 +1,15 @@
-"""Compact export: a plain Keras model of what one finished task uses.
+"""Compact export: a plain Keras model of what one finished task uses, written to files.
 
 A `GrownModel` allocates the whole capacity pool and answers for a task through
 its stored masks. For deployment a task needs none of that: `export_task()`
-builds an ordinary `keras.Model` of standard layers (`Conv2D`, `Dense`,
-`BatchNormalization`, `Activation`, pooling, `Flatten`, `Add`, ...) holding
-only the channels the task uses, with the kernel entries its mask excludes
-written as 0, its own biases and batch-norm state, and its own head. Dormant
-channels and channels the task leaves off are removed, so the layers are as
-narrow as the task. The exported model loads with Keras alone
-(`keras.saving.load_model`), without importing `keras_grown`, and its
-predictions equal the grown model's for that task (within float rounding: the
-sums run over fewer, all-zero-or-equal terms).
-
-Which channels are kept (DESIGN.md, "compact export"):
-
-* the output channels of a grown layer are the task's channel mask
-  (`layer.task_channel_mask(k)`); an off channel outputs exactly zero in the
-  grown model, so nothing downstream can read it;
-* tensors joined by `Add` (`Maximum`, `Average`, `Subtract`) must have the
-  same channels: they keep the union of the channels of every grown layer that
-  writes into them (a ResNet stage's residual stream). A grown layer that
-  writes into such a stream keeps the union too; the channels it adds are
-  *padding* (zero kernel, zero bias, batch norm with gamma = beta = 0), so they
-  output exactly 0, as they do in the grown model;
-* `Flatten` after a convolution repeats the channel selection over the spatial
-  positions (channels last), `Concatenate` concatenates it, other weightless
-  layers pass it through; the next layer's kernel is sliced along its input
-  axis accordingly;
-* the head keeps the rows of the kept features.
+writes the ordinary `keras.Model` that `keras_grown.compact` builds, of standard
+layers (`Conv2D`, `Dense`, `BatchNormalization`, `Activation`, pooling,
+`Flatten`, `Add`, ...) holding only the channels the task uses (which ones:
+`keras_grown.compact`), with the kernel entries its mask excludes written as 0,
+its own biases and batch-norm state, and its own head. The exported model loads
+with Keras alone (`keras.saving.load_model`), without importing `keras_grown`,
+and its predictions equal the grown model's for that task (within float
+rounding: the sums run over fewer, all-zero-or-equal terms).
 
 `export_size()` counts the weights of an export without building it.
 """
@@ -38,17 +20,10 @@ import shutil
 import tempfile
 
 import keras
-import numpy as np
-from keras import ops
 
-from keras_grown.layers import GrownConv2D, GrownDense, GrownLayer
-
-_MERGE_LAYERS = (
-    keras.layers.Add,
-    keras.layers.Maximum,
-    keras.layers.Average,
-    keras.layers.Subtract,
-)
+from keras_grown import compact
+from keras_grown._checks import is_integer
+from keras_grown.sizing import kernel_elements
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +104,7 @@ def export_task(model, task, path, saved_model=True):
     task = _check_task(model, task)
     path = _check_keras_path(path)
     saved_model_path = _check_saved_model(saved_model, path)
-    plain = build_task_model(model, task)
+    plain = compact.build_task_model(model, task)
     _write_keras(plain, path)
     if saved_model_path is not None:
         _write_saved_model(plain, saved_model_path)
@@ -180,11 +155,11 @@ def export_all(model, directory, saved_model=True):
 def export_size(model, task):
     """Counts the weights of the compact export of `task` (see `ExportSize`)."""
     task = _check_task(model, task)
-    plan = _plan(model, task)
+    plan = compact.plan_channels(model, task)
     used = kernels = biases = norms = padding = 0
     for layer in model.grown_layers:
         inputs, outputs = plan.layer_channels[layer]
-        elems = _kernel_elems(layer)
+        elems = kernel_elements(layer)
         used += int(layer.task_kernel_mask(task).sum()) * elems
         kernels += len(inputs) * len(outputs) * elems
         biases += len(outputs) * int(layer.use_bias)
@@ -192,263 +167,14 @@ def export_size(model, task):
         padding += int((~layer.task_channel_mask(task)[outputs]).sum())
     head = (len(plan.features) + 1) * model.heads.num_classes[task]
     return ExportSize(
-        task=task,
-        used_kernel_weights=used,
-        kernel_weights=kernels,
-        bias_weights=biases,
-        batch_norm_weights=norms,
-        head_weights=head,
-        padding_channels=padding,
+        task=task, used_kernel_weights=used, kernel_weights=kernels, bias_weights=biases,
+        batch_norm_weights=norms, head_weights=head, padding_channels=padding,
     )
 
 
 def build_task_model(model, task):
     """The plain `keras.Model` of `task`, built in memory (`export_task` without files)."""
-    task = _check_task(model, task)
-    plan = _plan(model, task)
-    backbone = model.backbone
-    inputs = keras.Input(shape=model.image_shape, name="image")
-    exported = {}
-    clones = {}
-
-    def convert(tensor):
-        key = id(tensor)
-        if key in exported:
-            return exported[key]
-        op, node_index, tensor_index = tensor._keras_history
-        if isinstance(op, keras.layers.InputLayer):
-            result = inputs
-        elif isinstance(op, GrownLayer):
-            result = _plain_grown_layer(
-                op, task, plan, convert(op._inbound_nodes[0].input_tensors[0])
-            )
-        else:
-            node = op._inbound_nodes[node_index]
-            values = {id(t): convert(t) for t in node.input_tensors}
-            args, kwargs = node.arguments.fill_in(values)
-            if op not in clones:
-                clones[op] = op.__class__.from_config(op.get_config())
-            result = keras.tree.flatten(clones[op](*args, **kwargs))[tensor_index]
-        exported[key] = result
-        return result
-
-    features = convert(backbone.outputs[0])
-    heads = model.heads._task_variables[task]
-    head = keras.layers.Dense(model.heads.num_classes[task], activation="softmax", name="head")
-    outputs = head(features)
-    head.set_weights([_numpy(heads["kernel"])[plan.features], _numpy(heads["bias"])])
-    return keras.Model(inputs, outputs, name=f"{model.name}_task_{task}")
-
-
-# --------------------------------------------------------------- planning
-@dataclasses.dataclass
-class _Plan:
-    """Kept channels: per grown layer (input indices, output indices); features."""
-
-    layer_channels: dict
-    features: np.ndarray
-
-
-def _plan(model, task):
-    layouts = _channel_layouts(model, task)
-    layer_channels = {}
-    for layer in model.grown_layers:
-        if not isinstance(layer, (GrownConv2D, GrownDense)):
-            raise ValueError(
-                f"export supports GrownConv2D and GrownDense; layer '{layer.name}' is a "
-                f"{type(layer).__name__}."
-            )
-        node = layer._inbound_nodes[0]
-        inputs = np.flatnonzero(layouts(node.input_tensors[0]))
-        outputs = np.flatnonzero(layouts(node.output_tensors[0]))
-        if len(inputs) == 0 or len(outputs) == 0:
-            raise ValueError(
-                f"Task {task} uses no channel of layer '{layer.name}' "
-                f"({'inputs' if len(inputs) == 0 else 'outputs'}); its export would have "
-                "an empty layer."
-            )
-        padding = ~layer.task_channel_mask(task)[outputs]
-        if padding.any() and not _maps_zero_to_zero(layer.activation):
-            raise ValueError(
-                f"Layer '{layer.name}' writes into an Add whose channels it must pad with "
-                "zeros, but its activation does not map 0 to 0. Use an activation with "
-                "f(0) = 0 (relu, linear, tanh, ...) before an Add."
-            )
-        layer_channels[layer] = (inputs, outputs)
-    features = np.flatnonzero(layouts(model.backbone.outputs[0]))
-    return _Plan(layer_channels=layer_channels, features=features)
-
-
-def _channel_layouts(model, task):
-    """Returns `layout(tensor)`: bool array over the tensor's channels, the ones kept.
-
-    Tensors that must carry the same channels (joined by a merge layer, or one
-    passed through a channel-preserving layer) form one class; a class keeps
-    the union of what its sources bring: a grown layer its channel mask, the
-    model input everything, `Flatten`/`Concatenate` what they derive from their
-    inputs (those cannot be padded: a conflict raises).
-    """
-    parent = {}
-    sources = {}
-    tensors = {}
-
-    def find(key):
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    def union(a, b):
-        parent[find(a)] = find(b)
-
-    def visit(tensor):
-        key = id(tensor)
-        if key in parent:
-            return
-        parent[key] = key
-        tensors[key] = tensor
-        op, node_index, _ = tensor._keras_history
-        if isinstance(op, GrownLayer):
-            sources[key] = ("grown", op.task_channel_mask(task))
-            visit(op._inbound_nodes[0].input_tensors[0])
-            return
-        if isinstance(op, keras.layers.InputLayer):
-            sources[key] = ("input", None)
-            return
-        if op.weights:
-            raise ValueError(
-                f"Cannot export layer '{op.name}' ({type(op).__name__}): it holds weights "
-                "over the whole capacity pool that export cannot slice per task. Between "
-                "grown layers use weightless layers (pooling, activations, Flatten, Add, "
-                "Concatenate, Dropout)."
-            )
-        node = op._inbound_nodes[node_index]
-        for parent_tensor in node.input_tensors:
-            visit(parent_tensor)
-        if isinstance(op, keras.layers.Flatten):
-            sources[key] = ("derived", (op, node))
-        elif isinstance(op, keras.layers.Concatenate):
-            rank = len(tensor.shape)
-            if op.axis not in (-1, rank - 1):
-                raise ValueError(
-                    f"Cannot export Concatenate layer '{op.name}' on axis {op.axis}: "
-                    "only concatenation along the channel axis (-1) is supported."
-                )
-            sources[key] = ("derived", (op, node))
-        elif isinstance(op, _MERGE_LAYERS):
-            for parent_tensor in node.input_tensors:
-                union(id(parent_tensor), key)
-        elif len(node.input_tensors) == 1 and (node.input_tensors[0].shape[-1] == tensor.shape[-1]):
-            union(id(node.input_tensors[0]), key)
-        else:
-            raise ValueError(
-                f"Cannot export layer '{op.name}' ({type(op).__name__}): it changes the "
-                "channel count. Between grown layers use shape-preserving layers, "
-                "Flatten, Add or Concatenate."
-            )
-
-    visit(model.backbone.outputs[0])
-    members = {}
-    for key in parent:
-        members.setdefault(find(key), []).append(key)
-    class_layouts = {}
-
-    def derive(op, node):
-        parents = [layout(t) for t in node.input_tensors]
-        if isinstance(op, keras.layers.Flatten):
-            shape = node.input_tensors[0].shape
-            repeats = int(np.prod(shape[1:-1], dtype=int)) if len(shape) > 2 else 1
-            # Channels last: the flat index is position * channels + channel.
-            return np.tile(parents[0], repeats)
-        return np.concatenate(parents)
-
-    def layout(tensor):
-        root = find(id(tensor))
-        if root in class_layouts:
-            return class_layouts[root]
-        kept = np.zeros((int(tensor.shape[-1]),), bool)
-        derived = []
-        for key in members[root]:
-            kind, info = sources.get(key, (None, None))
-            if kind == "grown":
-                kept |= info
-            elif kind == "input":
-                kept[:] = True
-            elif kind == "derived":
-                value = derive(*info)
-                kept |= value
-                derived.append((key, value))
-        for key, value in derived:
-            if not np.array_equal(value, kept):
-                op = tensors[key]._keras_history[0]
-                raise ValueError(
-                    f"Cannot export: the output of '{op.name}' ({type(op).__name__}) is "
-                    "merged with tensors that use other channels, and it cannot be padded."
-                )
-        class_layouts[root] = kept
-        return kept
-
-    return layout
-
-
-# ---------------------------------------------------------------- building
-def _plain_grown_layer(layer, task, plan, x):
-    """The standard layers computing `layer` for a finished `task` on kept channels."""
-    inputs, outputs = plan.layer_channels[layer]
-    channel_on = layer.task_channel_mask(task)[outputs]
-    spatial = (None,) * len(layer.kernel_spatial_shape)
-    # A finished task computes with where(use, frozen_kernel, 0): kernels it
-    # does not read are 0, also inside the channels it keeps. Without
-    # ownership (naive fine-tune, EWC: freeze_finished is False) it reads the
-    # shared weights as they are now, like the grown model does.
-    use = layer.task_kernel_mask(task)
-    source = _numpy(layer.frozen_kernel)
-    if not getattr(layer, "freeze_finished", True):
-        owned = _numpy(layer.owner) > 0
-        source = np.where(owned[spatial], source, _numpy(layer.free_kernel))
-    kernel = np.where(use[spatial], source, 0.0).astype("float32")
-    kernel = kernel[..., inputs, :][..., outputs]
-    variables = layer._task_variables[task]
-    activation = None if layer.batch_norm else layer.activation
-    if isinstance(layer, GrownConv2D):
-        core = keras.layers.Conv2D(
-            len(outputs),
-            layer.kernel_size,
-            strides=layer.strides,
-            padding=layer.padding,
-            use_bias=layer.use_bias,
-            activation=activation,
-            name=layer.name,
-        )
-    else:
-        core = keras.layers.Dense(
-            len(outputs), use_bias=layer.use_bias, activation=activation, name=layer.name
-        )
-    x = core(x)
-    weights = [kernel]
-    if layer.use_bias:
-        # Padding channels (kept only to line up an Add) output exactly 0.
-        weights.append(np.where(channel_on, _numpy(variables["bias"])[outputs], 0.0))
-    core.set_weights(weights)
-    if not layer.batch_norm:
-        return x
-    norm = layer.normalization
-    state = norm._task_variables[task]
-    batch_norm = keras.layers.BatchNormalization(
-        momentum=norm.momentum, epsilon=norm.epsilon, name=f"{layer.name}_bn"
-    )
-    x = batch_norm(x)
-    batch_norm.set_weights(
-        [
-            np.where(channel_on, _numpy(state["gamma"])[outputs], 0.0),
-            np.where(channel_on, _numpy(state["beta"])[outputs], 0.0),
-            np.where(channel_on, _numpy(state["moving_mean"])[outputs], 0.0),
-            np.where(channel_on, _numpy(state["moving_variance"])[outputs], 1.0),
-        ]
-    )
-    if keras.activations.serialize(layer.activation) in ("linear", None):
-        return x
-    return keras.layers.Activation(layer.activation, name=f"{layer.name}_activation")(x)
+    return compact.build_task_model(model, _check_task(model, task))
 
 
 # ------------------------------------------------------------------ writing
@@ -507,9 +233,7 @@ def saved_model_path(path):
 
 # ------------------------------------------------------------------ checking
 def _check_model(model):
-    from keras_grown.model import GrownModel
-
-    if not isinstance(model, GrownModel):
+    if not _is_grown_model(model):
         raise TypeError(
             f"Compact export takes a keras_grown.GrownModel. Received: {type(model).__name__}."
         )
@@ -517,7 +241,7 @@ def _check_model(model):
 
 def _check_task(model, task):
     _check_model(model)
-    if isinstance(task, bool) or not isinstance(task, (int, np.integer)):
+    if not is_integer(task):
         raise TypeError(f"export takes a task index (int). Received: task={task!r}")
     task = int(task)
     if not 0 <= task < model.num_tasks:
@@ -569,15 +293,10 @@ def _check_saved_model(saved_model, path):
     return target
 
 
-def _maps_zero_to_zero(activation):
-    if activation is None:
-        return True
-    return bool(np.all(_numpy(activation(ops.zeros((1,), "float32"))) == 0))
-
-
-def _kernel_elems(layer):
-    return int(np.prod(layer.kernel_spatial_shape, dtype=int))
-
-
-def _numpy(variable):
-    return np.asarray(ops.convert_to_numpy(variable))
+def _is_grown_model(model):
+    # isinstance(model, GrownModel) without importing keras_grown.model, which
+    # imports this module (GrownModel.export_task): by its registered name.
+    return any(
+        keras.saving.get_registered_name(cls) == "keras_grown>GrownModel"
+        for cls in type(model).__mro__
+    )

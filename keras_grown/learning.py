@@ -7,8 +7,11 @@ import time
 import keras
 import numpy as np
 
+from keras_grown import methods, validation
+from keras_grown._checks import check_count, is_integer
 from keras_grown.evaluation import AccuracyMatrix
 from keras_grown.model import GrownModel
+from keras_grown.sizing import ModelSize, TaskSummary
 from keras_grown.transaction import learning_task
 
 
@@ -150,17 +153,17 @@ def _accuracy(model, dataset):
     return float(model.evaluate(dataset, verbose=0, return_dict=True)["accuracy"])
 
 
+@dataclasses.dataclass
 class TaskRun:
     """What a method needs to train one task: the prepared data and the fit settings."""
 
-    def __init__(self, task, train, val, epochs, growth_epochs, max_growth_rounds, fit_kwargs):
-        self.task = task
-        self.train = train
-        self.val = val
-        self.epochs = epochs
-        self.growth_epochs = growth_epochs
-        self.max_growth_rounds = max_growth_rounds
-        self.fit_kwargs = fit_kwargs
+    task: object
+    train: object
+    val: object
+    epochs: int
+    growth_epochs: int
+    max_growth_rounds: int
+    fit_kwargs: dict
 
     def fit(self, model, epochs):
         return model.fit(self.train, validation_data=self.val, epochs=epochs, **self.fit_kwargs)
@@ -238,19 +241,17 @@ def learn(
         A `LearnResult` (its `method` is the method's name and `model` the
         trained model).
     """
-    from keras_grown import methods
-
     method = methods.as_method(model)
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+    if not is_integer(epochs, 1):
         raise ValueError(f"epochs must be >= 1 (an integer). Received: epochs={epochs!r}")
     tasks = list(stream)
     if not tasks:
         raise ValueError("learn() received an empty stream: it has no task.")
     targets = _resolve_targets(target, len(tasks))
-    _check_count("batch_size", batch_size, 1)
-    _check_count("max_growth_rounds", max_growth_rounds, 0)
+    check_count("batch_size", batch_size, 1)
+    check_count("max_growth_rounds", max_growth_rounds, 0)
     if growth_epochs is not None:
-        _check_count("growth_epochs", growth_epochs, 1)
+        check_count("growth_epochs", growth_epochs, 1)
     _check_stream(model, tasks)
     growth_epochs = epochs if growth_epochs is None else growth_epochs
     names = [getattr(t, "name", f"task {i}") for i, t in enumerate(tasks)]
@@ -338,7 +339,6 @@ def _result_state(result):
 def _resume(checkpoint_dir, method, run_settings, result):
     """Restores the method and `result` from the newest checkpoint; returns the next task."""
     from keras_grown import checkpoint
-    from keras_grown.model import ModelSize, TaskSummary
 
     loaded = checkpoint.load_checkpoint(checkpoint_dir)
     if loaded is None:
@@ -377,11 +377,6 @@ def _input_shape(task):
     return tuple(int(d) for d in shape)
 
 
-def _check_count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
-
-
 def _check_stream(model, tasks):
     """Refuses, before anything is trained, a stream that would fail half-way.
 
@@ -409,7 +404,7 @@ def _check_stream(model, tasks):
                 )
             spec = data.element_spec
             if isinstance(model, GrownModel):
-                model._check_task_spec(spec, where=f"{where}.{split}")
+                validation.check_task_spec(model.image_shape, spec, where=f"{where}.{split}")
                 continue
             shape = tuple(spec[0].shape) if isinstance(spec, tuple) and spec else None
             first = shape if first is None else first
@@ -419,10 +414,7 @@ def _check_stream(model, tasks):
                     f"(the first task's: {first}); received {shape}. Resize the images first."
                 )
         num_classes = getattr(task, "num_classes", None)
-        if num_classes is not None and (
-            isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
-            or num_classes < 2
-        ):
+        if num_classes is not None and not is_integer(num_classes, 2):
             raise ValueError(
                 f"{where}: num_classes must be an integer >= 2 (or None to infer it). "
                 f"Received: num_classes={num_classes!r}"

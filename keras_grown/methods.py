@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_grown import backbones
+from keras_grown._checks import check_optional_count
 from keras_grown.model import GrownModel
 
 # Settings that make the engine an ordinary full-size network.
@@ -172,14 +173,7 @@ class Method:
 
 def _check_epochs(name, value):
     """None (the stage's epochs) or an integer >= 0."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(
-            f"{name} must be None (as many as a stage) or an integer >= 0. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
+    return check_optional_count(name, value, "None (as many as a stage) or an integer >= 0")
 
 
 # (selective mask, learnable sparse growth, re-train released) -> name of the Table 5 step.

@@ -1,80 +1,20 @@
 """GrownModel: one Keras model that learns a stream of tasks by growing."""
 
-import dataclasses
 import inspect
-import math
-import os
-import random
-import warnings
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from keras_grown import backbones as backbones_lib
-from keras_grown import masks
-from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin, growth_scope
-from keras_grown.layers.grown_base import check_finite, validate_growth_settings
-from keras_grown.transaction import ValueSnapshot as _Snapshot
-from keras_grown.transaction import transaction
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSize:
-    """The size of a GrownModel, in the paper's terms.
-
-    Attributes:
-        ratio: weights owned by any task over the weights of one full-size
-            backbone (the paper's "0.5x ... 1.2x").
-        owned_weights: backbone kernel weights owned by some task.
-        full_size_weights: kernel weights of one full-size backbone.
-        head_weights: weights of the task heads, counted over the features
-            each task uses (kernel + bias), reported apart.
-        task_specific_weights: per-task biases and batch-norm affines of the
-            finished tasks, reported apart.
-        mask_bytes: bytes of the stored per-task masks (1 bit per kernel and
-            per channel, packed).
-        owned_by_task: owned backbone weights per task.
-    """
-
-    ratio: float
-    owned_weights: int
-    full_size_weights: int
-    head_weights: int
-    task_specific_weights: int
-    mask_bytes: int
-    owned_by_task: tuple
-
-    def __str__(self):
-        return (
-            f"{self.ratio:.3f}x ({self.owned_weights:,} of {self.full_size_weights:,} "
-            f"full-size weights; heads {self.head_weights:,}; masks {self.mask_bytes:,} B)"
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskSummary:
-    """What `finish_task()` did: per-layer growth and the model size after it."""
-
-    task: int
-    layers: dict
-    size: ModelSize
-
-    @property
-    def channels_grown(self):
-        return sum(v["channels_grown"] for v in self.layers.values())
-
-    @property
-    def kernels_taken(self):
-        return sum(v["kernels_taken"] for v in self.layers.values())
-
-
-L0_SCOPES = ("grown_channels", "new_weights")
-
-_COMPILE_DEFAULTS = dict(
-    optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+from keras_grown import (
+    compiling, distribution, export, fit_guard, lifecycle, planning, sizing, validation,
 )
+from keras_grown.inference_cache import InferenceCache
+from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin
+# Re-exported: `from keras_grown.model import ModelSize` (and L0_SCOPES) keeps working.
+from keras_grown.sizing import L0_SCOPES, ModelSize, TaskSummary  # noqa: F401
+from keras_grown.transaction import public_call
 
 
 @keras.saving.register_keras_serializable(package="keras_grown")
@@ -208,21 +148,11 @@ class GrownModel(keras.Model):
         selected_task=None,
         **kwargs,
     ):
-        backbone_fn = backbones_lib.get_backbone(backbone)
-        validate_growth_settings(seed_ratio, capacity)
-        if not check_finite("l0_lambda", l0_lambda, ">= 0") >= 0:
-            raise ValueError(f"l0_lambda must be >= 0. Received: l0_lambda={l0_lambda}")
-        if not check_finite("temperature", temperature, "> 0") > 0:
-            raise ValueError(
-                f"temperature must be positive. Received: temperature={temperature}"
-            )
-        masks.validate_gumbel_form(gumbel)
-        if not check_finite("mask_learning_rate", mask_learning_rate, "> 0") > 0:
-            raise ValueError(
-                "mask_learning_rate must be positive. "
-                f"Received: mask_learning_rate={mask_learning_rate}"
-            )
-        input_shape = _check_input_shape(input_shape)
+        backbones_lib.get_backbone(backbone)  # an unknown backbone is refused first
+        input_shape = validation.check_model_settings(
+            seed_ratio, capacity, l0_lambda, temperature, gumbel, mask_learning_rate, l0_scope,
+            growth_candidates, input_shape,
+        )
         super().__init__(**kwargs)
         self.backbone_name = backbones_lib.backbone_name(backbone)
         self.image_shape = input_shape
@@ -239,23 +169,9 @@ class GrownModel(keras.Model):
         self.attentive_mask = bool(attentive_mask)
         self.learnable_growth = bool(learnable_growth)
         self.retrain_released = bool(retrain_released)
-        if l0_scope not in L0_SCOPES:
-            raise ValueError(
-                f"l0_scope must be one of {L0_SCOPES}. Received: l0_scope={l0_scope!r}"
-            )
         self.l0_scope = l0_scope
         self.freeze_finished_tasks = bool(freeze_finished_tasks)
         self._compact_inference = bool(compact_inference)
-        if growth_candidates is not None and not (
-            isinstance(growth_candidates, (int, float, np.integer, np.floating))
-            and not isinstance(growth_candidates, bool)
-            and np.isfinite(growth_candidates) and float(growth_candidates) > 0
-        ):
-            raise ValueError(
-                "growth_candidates is the fraction of a layer's full-size width one "
-                "growth round may add and must be a positive number (or None for the "
-                f"whole pool). Received: growth_candidates={growth_candidates!r}"
-            )
         self.growth_candidates = (
             None if growth_candidates is None else float(growth_candidates)
         )
@@ -266,39 +182,24 @@ class GrownModel(keras.Model):
         self._in_fit = False
         # Compact plain models of finished tasks for inference (not tracked:
         # they hold copies of frozen values, never saved with the model).
-        self._inference_cache = _InferenceCache()
+        self._inference_cache = InferenceCache()
         # compile()'s arguments, kept out of Keras' tracking: an optimizer
         # instance among them is a template (add_task() compiles a copy),
         # not state to save.
-        self._compile_settings = _CompileSettings()
+        self._compile_settings = compiling.CompileSettings()
         # fit() keeps a copy of what it may change (restored if it fails): in
         # memory up to this many bytes, in a temporary folder above (None:
         # always in memory).
         self.fit_snapshot_memory_limit = 256 * 2**20
         self.seed = seed
 
-        try:
-            with growth_scope(
-                seed_ratio=self.seed_ratio, capacity=self.capacity,
-                temperature=self.temperature, gumbel=self.gumbel,
-                selective_init=self.selective_init, attentive_init=self.attentive_init,
-                grown_init=self.grown_init, seed=seed,
-            ):
-                inputs = keras.Input(input_shape, name="image")
-                features = backbone_fn(inputs)
-            backbone_model = keras.Model(inputs, features, name="backbone")
-            empty = backbones_lib.empty_output(backbone_model)
-        except Exception as error:  # a shape error from inside a layer's call()
-            _refuse_input_shape(backbone, input_shape, error, None)
-            raise
-        if empty is not None:
-            _refuse_input_shape(backbone, input_shape, None, empty)
-        self.backbone = backbone_model
-        if len(features.shape) != 2:
-            raise ValueError(
-                "A backbone must return 2D features (batch_size, features); "
-                f"received shape {features.shape}. End it with Flatten or pooling."
-            )
+        self.backbone = backbones_lib.build_backbone(
+            backbone, input_shape, seed_ratio=self.seed_ratio, capacity=self.capacity,
+            temperature=self.temperature, gumbel=self.gumbel,
+            selective_init=self.selective_init, attentive_init=self.attentive_init,
+            grown_init=self.grown_init, seed=seed,
+        )
+        features = self.backbone.outputs[0]
         self.heads = TaskHeads(name="heads")
         self.heads.build(features.shape)
         self.grown_layers = [l for l in self.backbone.layers if isinstance(l, GrownLayer)]
@@ -307,16 +208,12 @@ class GrownModel(keras.Model):
         self._task_layers = [
             l for l in self.backbone.layers if isinstance(l, TaskStateMixin)
         ] + [self.heads]
-        for layer in self.grown_layers:
-            layer.selective_learned = self.selective_mask
-            layer.attentive_learned = self.attentive_mask
-            layer.released_trainable = self.retrain_released
-            layer.freeze_finished = self.freeze_finished_tasks
-            layer.mask_noise = self.mask_noise
-            layer.after_load = self._after_layer_load
+        planning.configure_layers(self)
         self._input_on = backbones_lib.channel_sources(self.backbone)
         self._merge_groups = backbones_lib.merged_channel_groups(self.backbone)
-        self._measure_full_size()
+        self.full_size_weights, self._channel_weights = sizing.measure_full_size(
+            self.grown_layers, self._input_on
+        )
 
         self.l0_tracker = keras.metrics.Mean(name="l0")
         self.growth_tracker = keras.metrics.Mean(name="growth_ratio")
@@ -329,95 +226,16 @@ class GrownModel(keras.Model):
         self._masks_fixed = False
         self._selected = None
         self.built = True
-        for spec in tasks:
-            self._create_task(int(spec["num_classes"]))
-            if spec.get("finished", True):
-                self._tasks[-1]["finished"] = True
-                self._freeze_task(len(self._tasks) - 1)
-        self._growth = bool(growth_enabled) and self.current_task is not None
-        self._masks_fixed = bool(masks_fixed) and self.current_task is not None
-        if selected_task is not None and self._tasks:
-            self._select(int(selected_task))
+        lifecycle.restore_tasks(self, tasks, growth_enabled, masks_fixed, selected_task)
 
     # ------------------------------------------------------------------ size
-    def _measure_full_size(self):
-        full_on = {
-            layer: np.arange(layer.allocated_units) < layer.units
-            for layer in self.grown_layers
-        }
-        full_in = self._input_on(full_on)
-        total = 0
-        for layer in self.grown_layers:
-            layer.full_input_dim = int(full_in[layer].sum())
-            total += layer.full_input_dim * layer.units * _kernel_elems(layer)
-        self.full_size_weights = total
-        # Weight of one channel of each layer in the l0 term and in the
-        # growth ratio: the kernel weights it adds at full-size fan-in, over
-        # the weights of one full-size backbone.
-        self._channel_weights = [
-            layer.full_input_dim * _kernel_elems(layer) / total for layer in self.grown_layers
-        ]
-
     def model_size(self):
         """The model size after the finished tasks (see `ModelSize`)."""
-        owned = 0
-        by_task = np.zeros(len(self._tasks), dtype=np.int64)
-        mask_bytes = 0
-        task_specific = 0
-        for layer in self.grown_layers:
-            owner = ops.convert_to_numpy(layer.owner)
-            elems = _kernel_elems(layer)
-            if self.freeze_finished_tasks:
-                owned += int((owner > 0).sum()) * elems
-                for k in range(len(self._tasks)):
-                    by_task[k] += int((owner == k + 1).sum()) * elems
-            else:
-                # Nothing is owned: count the shared kernels any task uses.
-                used = np.zeros(owner.shape, bool)
-                for k in self.finished_tasks:
-                    task_use = layer.task_kernel_mask(k)
-                    by_task[k] += int((task_use & ~used).sum()) * elems
-                    used |= task_use
-                owned += int(used.sum()) * elems
-            for k in self.finished_tasks:
-                variables = layer._task_variables[k]
-                mask_bytes += int(variables["kernel_mask"].shape[0])
-                mask_bytes += int(variables["channel_mask"].shape[0])
-                channels = int(layer.task_channel_mask(k).sum())
-                task_specific += channels * (int(layer.use_bias) + 2 * int(layer.batch_norm))
-        head_weights = 0
-        for k in self.finished_tasks:
-            features = self._input_on({l: l.task_channel_mask(k) for l in self.grown_layers})
-            head_weights += (int(features["__features__"].sum()) + 1) * self._tasks[k]["num_classes"]
-        return ModelSize(
-            ratio=owned / self.full_size_weights,
-            owned_weights=owned,
-            full_size_weights=self.full_size_weights,
-            head_weights=head_weights,
-            task_specific_weights=task_specific,
-            mask_bytes=mask_bytes,
-            owned_by_task=tuple(int(v) for v in by_task),
-        )
+        return sizing.model_size(self)
 
     def growth_report(self):
         """Per grown layer: active width over full-size width, kernels owned per task."""
-        report = []
-        for layer in self.grown_layers:
-            owner = ops.convert_to_numpy(layer.owner)
-            active = int((ops.convert_to_numpy(layer.active) > 0).sum())
-            report.append(
-                {
-                    "layer": layer.name,
-                    "full_width": layer.units,
-                    "allocated_width": layer.allocated_units,
-                    "active_channels": active,
-                    "growth_ratio": active / layer.units,
-                    "kernels_owned_by_task": [
-                        int((owner == k + 1).sum()) for k in range(len(self._tasks))
-                    ],
-                }
-            )
-        return report
+        return sizing.growth_report(self)
 
     # ----------------------------------------------------------------- tasks
     @property
@@ -427,6 +245,7 @@ class GrownModel(keras.Model):
 
     @property
     def finished_tasks(self):
+        """Indices of the finished tasks (their weights are frozen)."""
         return [k for k, t in enumerate(self._tasks) if t["finished"]]
 
     @property
@@ -438,134 +257,21 @@ class GrownModel(keras.Model):
 
     @property
     def selected_task(self):
+        """The task `predict()`/`evaluate()` answer for, or None before the first task."""
         return self._selected
 
     @property
     def growth_enabled(self):
+        """Whether learnable sparse growth is on for the current task (`grow()`)."""
         return self._growth
 
-    def _create_task(self, num_classes):
-        # Per-task variables are created after build: under tf.distribute
-        # they must be created in the strategy the model was built in, to be
-        # mirrored like the rest (a model built outside any strategy gets the
-        # default strategy, a no-op).
-        with self.distribute_strategy.scope():
-            for layer in self._task_layers:
-                if layer is self.heads:
-                    layer.add_head(num_classes)
-                else:
-                    layer.add_task_state()
-        self._tasks.append({"num_classes": num_classes, "finished": False})
-
-    def _freeze_task(self, task):
-        for layer in self._task_layers:
-            layer.freeze_task_state(task)
-
     def _select(self, task):
-        finished = self._tasks[task]["finished"]
-        growth = self._growth and not finished
-        for layer in self._task_layers:
-            layer.set_task(task, finished, growth)
-        fixed = self._masks_fixed and not finished
-        current = self.current_task
-        for layer in self.grown_layers:
-            layer.candidate_mask = (
-                self._growth_candidates(layer) if self._growth and current is not None
-                else np.zeros((layer.allocated_units,), bool)
-            )
-        old_plans = self._update_plans()
-        planned = bool(self._plans())
-        for layer in self.grown_layers:
-            # Only the masks this task learns are trainable variables; with a
-            # plan, the working variables are (the storage is not).
-            layer.masks_fixed = fixed
-            selective = self.selective_mask and not finished and not fixed
-            attentive = (
-                self.attentive_mask and not layer.attentive_fixed and not finished and not fixed
-            )
-            layer.free_kernel.trainable = current is not None and not planned
-            layer.selective_score.trainable = selective and not planned
-            layer.attentive_score.trainable = attentive and not planned
-            layer.grown_score.trainable = growth and not fixed and not planned
-            if layer.plan is not None:
-                layer.plan.set_trainable(
-                    self.selective_mask and not fixed,
-                    self.attentive_mask and not layer.attentive_fixed and not fixed,
-                    self._growth and not fixed,
-                )
-        if any(plan is not None for plan in old_plans.values()):
-            self._move_optimizer_state(old_plans)
-        self._selected = task
-        self._reset_functions()
+        """Makes `task` the one the model computes (see `planning.select`)."""
+        planning.select(self, task)
 
     # ------------------------------------------------------------ the plan
-    def _growth_candidates(self, layer):
-        """Bool [allocated]: the dormant channels a growth round of `layer` may switch on."""
-        dormant = ops.convert_to_numpy(layer.active) == 0
-        if self.growth_candidates is None:
-            return dormant
-        count = math.ceil(self.growth_candidates * layer.units - 1e-9)
-        candidates = np.zeros_like(dormant)
-        candidates[np.flatnonzero(dormant)[:count]] = True
-        return candidates
-
     def _plans(self):
         return [layer.plan for layer in self.grown_layers if layer.plan is not None]
-
-    def _update_plans(self):
-        """Makes each grown layer's plan match the task being learned and its growth round.
-
-        A plan is kept while its channels stay the same (its working
-        variables hold the task's training state); when they change (a new
-        task, a growth round, loaded weights) a new plan is made.
-
-        Returns:
-            {layer: its previous plan (or None)} for the layers re-planned.
-        """
-        current = self.current_task
-        if not (self.compact_training and self.freeze_finished_tasks and current is not None):
-            self._drop_plans()
-            return {}
-        on = {}
-        for layer in self.grown_layers:
-            if self._masks_fixed:
-                # Masks fixed: only the channels that stay on are computed
-                # (candidates whose grown mask is off are dropped).
-                on[layer] = layer.hard_channel_on()
-            else:
-                on[layer] = (ops.convert_to_numpy(layer.active) > 0) | layer.candidate_mask
-        for group in self._merge_groups:
-            union = np.logical_or.reduce([on[layer] for layer in group])
-            for layer in group:
-                on[layer] = union
-        input_on = self._input_on(on)
-        from keras_grown.layers.training_plan import TrainingPlan
-
-        old_plans = {}
-        with self.distribute_strategy.scope():
-            for layer in self.grown_layers:
-                in_index = np.flatnonzero(input_on[layer]).astype("int32")
-                out_index = np.flatnonzero(on[layer]).astype("int32")
-                plan = layer.plan
-                signature = TrainingPlan.signature_of(in_index, out_index, layer.candidate_mask)
-                if plan is not None and plan.signature == signature:
-                    continue
-                if plan is not None and plan.ahead:
-                    plan.store()
-                old_plans[layer] = plan
-                layer.plan = TrainingPlan(layer, in_index, out_index, layer.candidate_mask)
-                layer.plan.load()
-        self.heads.feature_index = np.flatnonzero(input_on["__features__"]).astype("int32")
-        return old_plans
-
-    def _drop_plans(self):
-        for layer in self.grown_layers:
-            if layer.plan is not None and layer.plan.ahead:
-                layer.plan.store()
-            layer.plan = None
-            if layer.normalization is not None:
-                layer.normalization.channel_index = None
-        self.heads.feature_index = None
 
     def _load_working(self):
         """Storage -> working variables (outside fit(): storage is the truth)."""
@@ -581,116 +287,18 @@ class GrownModel(keras.Model):
                 plan.store()
 
     def _move_optimizer_state(self, old_plans):
-        """New optimizers for new plans, with the old optimizers' state moved over.
-
-        Slots are matched by name (Keras names a slot after its variable);
-        a slot of a working variable whose shape changed is re-indexed to the
-        new channels (channels new to the plan start from zero state).
-        """
-        optimizer = getattr(self, "optimizer", None)
-        if optimizer is None or not optimizer.built or self.mask_optimizer is None:
-            return
-        moves = {}
-        for layer, old in old_plans.items():
-            move = layer.plan.reindex_from(old) if old is not None else None
-            for variable in layer.plan.working_variables:
-                moves[variable.path.replace("/", "_")] = move
-        old_optimizers = (self.optimizer, self.mask_optimizer)
-        self._recompile()
-        for old, new in zip(old_optimizers, (self.optimizer, self.mask_optimizer)):
-            previous = {v.name: v for v in old.variables}
-            for variable in new.variables:
-                source = previous.get(variable.name)
-                if source is None:
-                    continue
-                if tuple(source.shape) == tuple(variable.shape):
-                    variable.assign(source)
-                    continue
-                for prefix, move in moves.items():
-                    if move is not None and variable.name.startswith(prefix + "_"):
-                        variable.assign(move(ops.convert_to_numpy(source), variable.shape))
-                        break
+        """New optimizers for new plans, their state moved over (`compiling`)."""
+        compiling.move_optimizer_state(self, old_plans)
 
     def _after_layer_load(self):
         # Loaded storage may hold other active channels: re-plan the task.
         if self._selected is not None and getattr(self, "_tasks", None):
             self._select(self._selected)
 
-    def _reset_functions(self):
-        # The task, its mode and the growth switch are read when a step is
-        # traced: drop the compiled functions so the next call retraces. A
-        # finished task's evaluate/predict step reads only what is frozen
-        # (its compact model or its masked path, the compiled loss and
-        # metrics): the one traced before is taken back from the cache.
-        self.train_function = None
-        self.test_function = self._cached_function("test")
-        self.predict_function = self._cached_function("predict")
-
-    def _function_key(self, kind):
-        task = self._selected
-        if task is None or not self._tasks[task]["finished"]:
-            return None
-        return (kind, task, bool(self.jit_compile), bool(self.run_eagerly),
-                int(self.steps_per_execution))
-
-    def _cached_function(self, kind):
-        key = self._function_key(kind)
-        return None if key is None else self._inference_cache.functions.get(key)
-
-    def _cache_function(self, kind, function):
-        key = self._function_key(kind)
-        if key is not None and function is not None:
-            self._inference_cache.functions[key] = function
-        return function
-
     # ------------------------------------------------------ transactions
     def _transaction(self, call, values=(), limit="fit"):
-        """All or nothing for the body of a public call (see `keras_grown.transaction`).
-
-        `values` are the storage variables the call may write; the working
-        variables of the task's plans and, while they are newer than it, the
-        storage they are written back to are added here.
-        """
-        values = list(values)
-        for plan in self._plans():
-            values += plan.working_variables
-            if plan.ahead:
-                layer = plan.layer
-                values += [layer.free_kernel, *layer.score_variables]
-        if limit == "fit":
-            limit = self.fit_snapshot_memory_limit
-        return transaction(self, call, values, limit=limit)
-
-    def _task_storage(self):
-        """The variables learning a task may write: all but the finished tasks' own."""
-        finished = {
-            id(v)
-            for layer in self._flatten_layers(include_self=False, recursive=True)
-            if isinstance(layer, TaskStateMixin)
-            for k in self.finished_tasks if k < len(layer._task_variables)
-            for v in layer._task_variables[k].values()
-        }
-        return [v for v in self.variables if id(v) not in finished]
-
-    def _score_storage(self):
-        return [v for layer in self.grown_layers for v in layer.score_variables]
-
-    def _check_head_fits(self, num_classes, high):
-        """Refuses, before anything is created, a head that would not fit in memory."""
-        features = int(self.heads.features)
-        head_bytes = (features + 1) * int(num_classes) * 4
-        # Training holds the weights, their gradients and Adam's two slots.
-        training_bytes = 4 * head_bytes
-        available = _available_memory()
-        if available is not None and training_bytes > available:
-            raise ValueError(
-                f"add_task(num_classes={num_classes}): this task's head would hold "
-                f"{features:,} x {num_classes:,} float32 weights, {_bytes(head_bytes)} (about "
-                f"{_bytes(training_bytes)} to train with Adam: weights, gradients and two "
-                f"optimizer slots), more than the {_bytes(available)} of memory available. "
-                f"The labels of this data go up to {high}: pass the task's real number of "
-                "classes as num_classes=."
-            )
+        """All or nothing for the body of a public call (see `transaction.public_call`)."""
+        return public_call(self, call, values, limit)
 
     def add_task(self, data, num_classes=None, grow=None):
         """Starts learning a new task.
@@ -713,37 +321,15 @@ class GrownModel(keras.Model):
         Returns:
             The 0-based index of the new task.
         """
-        if self.current_task is not None:
-            raise ValueError(
-                f"Task {self.current_task} is not finished. Call finish_task() "
-                "before add_task()."
-            )
-        num_classes, high = self._check_task_data(data, num_classes)
-        if grow and not self.learnable_growth:
-            raise ValueError(
-                "add_task(grow=True) needs learnable growth, but this model was "
-                "built with learnable_growth=False."
-            )
-        self._check_head_fits(num_classes, high)
+        validation.check_no_task_learning(self)
+        num_classes, high = validation.check_task_data(self, data, num_classes)
+        validation.check_growth_allowed(self, grow)
+        validation.check_head_fits(self, num_classes, high)
         # All or nothing: a failure while creating the task's state (out of
         # memory, an interrupt) removes what was created.
-        with self._transaction("add_task()", self._score_storage()):
-            self._create_task(num_classes)
-            index = len(self._tasks) - 1
-            for layer in self.grown_layers:
-                layer.reset_scores()
-                if index > 0:
-                    # The frozen kernels a task reuses were trained with the
-                    # previous task's biases and batch-norm state: start there.
-                    layer.inherit_task_state(index, index - 1)
-            if grow is None:
-                grow = index == 0
-            self._growth = (
-                bool(grow) and self.learnable_growth and self._has_dormant_channels()
-            )
-            self._masks_fixed = False
-            self._select(index)
-            self._recompile()
+        scores = [v for layer in self.grown_layers for v in layer.score_variables]
+        with self._transaction("add_task()", scores):
+            index = lifecycle.start_task(self, num_classes, grow)
         return index
 
     def grow(self):
@@ -755,23 +341,9 @@ class GrownModel(keras.Model):
         The optimizer state is kept (selective mask and released weights
         keep training jointly).
         """
-        if self.current_task is None:
-            raise ValueError("grow() needs a task being learned. Call add_task() first.")
-        if not self.learnable_growth:
-            raise ValueError("This model was built with learnable_growth=False; it cannot grow.")
-        if not self._has_dormant_channels():
-            raise ValueError(
-                "The capacity is spent: no dormant channel is left to grow. Build "
-                "the model with a larger capacity= to grow further."
-            )
+        validation.check_can_grow(self)
         with self._transaction("grow()", [l.grown_score for l in self.grown_layers]):
-            self._store_working()
-            if self._growth:
-                for layer in self.grown_layers:
-                    layer.reset_dormant_grown_scores()
-            self._growth = True
-            self._masks_fixed = False
-            self._select(self.current_task)
+            lifecycle.start_growth_round(self)
 
     def fix_masks(self):
         """Fixes the current task's masks at their hard values for the rest of the task.
@@ -785,8 +357,7 @@ class GrownModel(keras.Model):
         inference, as PackNet's re-training after pruning does. `grow()`
         lets the masks learn again.
         """
-        if self.current_task is None:
-            raise ValueError("fix_masks() needs a task being learned. Call add_task() first.")
+        validation.check_learning(self, "fix_masks()")
         with self._transaction("fix_masks()"):
             self._store_working()
             self._masks_fixed = True
@@ -808,28 +379,10 @@ class GrownModel(keras.Model):
         Returns:
             dict layer name -> (kernels kept, kernels pruned).
         """
-        if self.current_task is None:
-            raise ValueError("prune() needs a task being learned. Call add_task() first.")
-        if not 0.0 <= float(ratio) < 1.0:
-            raise ValueError(
-                "prune(ratio) takes the fraction of the task's free weights to "
-                f"release, in [0, 1). Received: ratio={ratio}"
-            )
+        validation.check_prune(self, ratio)
         with self._transaction("prune()", [l.attentive_score for l in self.grown_layers]):
-            self._store_working()
-            self._select(self.current_task)
-            input_on = self._input_on({l: l.hard_channel_on() for l in self.grown_layers})
-            result = {
-                l.name: l.prune_free_kernels(ratio, input_on[l]) for l in self.grown_layers
-            }
-            self._select(self.current_task)
+            result = lifecycle.prune(self, ratio)
         return result
-
-    def _has_dormant_channels(self):
-        return any(
-            bool((ops.convert_to_numpy(layer.active) == 0).any())
-            for layer in self.grown_layers
-        )
 
     def finish_task(self):
         """Hardens the masks of the current task and freezes what it uses.
@@ -844,185 +397,21 @@ class GrownModel(keras.Model):
             A `TaskSummary` with channels grown and kernels taken per layer,
             and the model size after the task.
         """
+        validation.check_learning(self, "finish_task()")
         task = self.current_task
-        if task is None:
-            raise ValueError("finish_task() needs a task being learned. Call add_task() first.")
-        written = [
-            v for layer in self.grown_layers
-            for v in (layer.frozen_kernel, layer.owner, layer.active,
-                      layer._task_variables[task]["kernel_mask"],
-                      layer._task_variables[task]["channel_mask"])
-        ]
-        with self._transaction("finish_task()", written):
-            self._store_working()
-            self._select(task)
-            channel_on = {layer: layer.hard_channel_on() for layer in self.grown_layers}
-            input_on = self._input_on(channel_on)
-            layers = {
-                layer.name: layer.finish_task_state(input_on[layer])
-                for layer in self.grown_layers
-            }
-            self._freeze_task(task)
-            self._tasks[task]["finished"] = True
-            self._growth = False
-            self._masks_fixed = False
-            self._select(task)
-            if getattr(self, "optimizer", None) is not None:
-                # The task's optimizer state has no further use: drop its slots.
-                self._recompile()
-            summary = TaskSummary(task=task, layers=layers, size=self.model_size())
+        with self._transaction("finish_task()", lifecycle.finish_writes(self, task)):
+            summary = lifecycle.finish_task(self, task)
         return summary
 
     def select_task(self, task):
         """Makes `predict()`/`evaluate()` answer for `task` (0-based)."""
-        if isinstance(task, bool) or not isinstance(task, (int, np.integer)):
-            raise TypeError(f"select_task() takes a task index (int). Received: {task!r}")
-        if not 0 <= task < len(self._tasks):
-            raise ValueError(
-                f"select_task({task}) is out of range: the model has "
-                f"{len(self._tasks)} task(s), numbered 0 to {len(self._tasks) - 1}."
-                if self._tasks else
-                f"select_task({task}): the model has no task yet. Call add_task() first."
-            )
+        validation.check_task_index(self, task)
         with self._transaction("select_task()"):
             self._select(int(task))
 
     def export_task(self, task, path, **kwargs):
         """Writes a plain Keras model of what `task` uses (see `keras_grown.export`)."""
-        from keras_grown import export
-
         return export.export_task(self, task, path, **kwargs)
-
-    # ------------------------------------------------------------ checking
-    def _check_task_data(self, data, num_classes):
-        dataset = as_dataset(data)
-        self._check_task_spec(dataset.element_spec)
-        if num_classes is not None and (
-            isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
-            or num_classes < 2
-        ):
-            raise ValueError(
-                f"num_classes must be an integer >= 2. Received: num_classes={num_classes!r}"
-            )
-        if dataset.element_spec[0].shape.rank == len(self.image_shape):
-            # One vectorized reduction per 1,024 examples, not one per example.
-            dataset = dataset.batch(1024)
-        low, high, count, finite = _label_range(dataset)
-        if count == 0:
-            raise ValueError(
-                "add_task() received an empty dataset: it has no (image, label) pair. "
-                "Check the pipeline that built it (a filter or take() that keeps nothing?)."
-            )
-        if not finite:
-            raise ValueError(
-                "add_task() received images with NaN or inf values; training on them "
-                "turns the weights into NaN. Clean the data first, or drop those examples "
-                "with dataset.filter(lambda x, y: tf.reduce_all(tf.math.is_finite(x)))."
-            )
-        if low < 0:
-            raise ValueError(
-                f"Labels must be in 0..num_classes-1; the dataset has a label {low}. "
-                "Remap the task's labels to 0..k-1."
-            )
-        if num_classes is None:
-            num_classes = int(high) + 1
-            if num_classes < 2:
-                raise ValueError(
-                    "A task needs at least 2 classes; the labels of this dataset are "
-                    "all 0. Pass num_classes= if some classes are absent."
-                )
-        elif high >= num_classes:
-            raise ValueError(
-                f"Labels must be in 0..{num_classes - 1} for num_classes={num_classes}; "
-                f"the dataset has a label {high}. Pass the right num_classes= or "
-                "remap the labels."
-            )
-        return int(num_classes), int(high)
-
-    def _check_task_spec(self, spec, where="add_task()"):
-        """Raises unless `spec` is the element_spec of (image, label) pairs this model reads."""
-        if not isinstance(spec, tuple) or len(spec) not in (2, 3):
-            raise ValueError(
-                f"{where} needs a dataset of (image, label) pairs; received a "
-                f"dataset of element_spec={spec}. Map it to (x, y) first."
-            )
-        x_spec, y_spec = spec[0], spec[1]
-        if not isinstance(x_spec, tf.TensorSpec) or not isinstance(y_spec, tf.TensorSpec):
-            raise ValueError(
-                f"{where} needs (image, label) tensors, not nested structures; "
-                f"received element_spec={spec}. Map it to (x, y) first."
-            )
-        self._check_images(tuple(x_spec.shape), x_spec.dtype, where)
-        if not y_spec.dtype.is_integer:
-            raise ValueError(
-                f"{where}: labels must be integer class indices 0..num_classes-1; received "
-                f"dtype {y_spec.dtype.name}. Cast them with tf.cast(y, tf.int32)."
-            )
-
-    def _check_images(self, shape, dtype, where, batched=False):
-        """Raises unless images of `shape` (with or without the batch axis) and `dtype` fit."""
-        rank = len(self.image_shape)
-        ranks = (rank + 1,) if batched else (rank, rank + 1)
-        if len(shape) == rank and batched and tuple(shape) == self.image_shape:
-            raise ValueError(
-                f"{where} needs batches of images of shape (batch_size,) + "
-                f"{self.image_shape}; received single images of shape {tuple(shape)}. "
-                "Batch the dataset first: dataset.batch(64)."
-            )
-        if len(shape) not in ranks or tuple(shape[-rank:]) != self.image_shape:
-            raise ValueError(
-                f"{where}: this model takes images of shape {self.image_shape} (batched or "
-                f"not); received images of shape {tuple(shape)}. Reshape the data or "
-                "build the model with the matching input_shape=."
-            )
-        if not tf.as_dtype(dtype).is_floating:
-            raise ValueError(
-                f"{where}: images must be floating point (e.g. float32 in [0, 1]); received "
-                f"dtype {tf.as_dtype(dtype).name}. Cast and scale them first."
-            )
-
-    def _check_fit_data(self, x, y, validation_data):
-        """Refuses, before any step, data that fit() would fail on half-way."""
-        for data, argument in ((x, "x"), (validation_data, "validation_data")):
-            if isinstance(data, (tuple, list)) and data and argument == "validation_data":
-                data = data[0]
-            if isinstance(data, tf.data.Dataset):
-                spec = data.element_spec
-                spec = spec[0] if isinstance(spec, tuple) else spec
-                if isinstance(spec, tf.TensorSpec) and spec.shape.rank is not None:
-                    self._check_images(spec.shape, spec.dtype, f"fit({argument}=...)", True)
-            elif hasattr(data, "shape") and hasattr(data, "dtype"):
-                self._check_images(data.shape, data.dtype, f"fit({argument}=...)", True)
-        self._check_labels(
-            y, "fit()", self.current_task,
-            "Remap the labels, or start a task with the right num_classes= (add_task()).",
-        )
-
-    def _check_labels(self, y, where, task, fix):
-        """Refuses array labels outside the classes of `task` (datasets: `_label_error`)."""
-        if isinstance(y, (list, tf.Tensor)):
-            y = np.asarray(y)
-        if not (isinstance(y, np.ndarray) and y.size and np.issubdtype(y.dtype, np.integer)):
-            return
-        num_classes = self._tasks[task]["num_classes"]
-        if y.min() < 0 or y.max() >= num_classes:
-            raise ValueError(
-                f"{where}: task {task} has {num_classes} classes, so labels "
-                f"must be in 0..{num_classes - 1}; received labels {y.min()}..{y.max()}. {fix}"
-            )
-
-    def _label_error(self, error, where, task, fix):
-        """A clear ValueError for TensorFlow's error on a label outside the task's classes, or None."""
-        detail = [
-            line.split("  Label values")[0].strip()
-            for line in str(error).splitlines() if "label value" in line
-        ]
-        if not (isinstance(error, tf.errors.InvalidArgumentError) and detail):
-            return None
-        return ValueError(
-            f"{where}: a label is outside the classes of task {task} "
-            f"({self._tasks[task]['num_classes']} classes): {detail[0]} {fix}"
-        )
 
     # ------------------------------------------------------------- training
     def compile(self, *args, **kwargs):
@@ -1040,63 +429,20 @@ class GrownModel(keras.Model):
             # New loss and metrics objects: the cached evaluation steps of
             # finished tasks update the old ones.
             self._inference_cache.functions.clear()
-            self._compile(settings)
+            compiling.compile_with(self, settings)
 
     def compile_from_config(self, config):
         # `compile()` is overridden, so Keras leaves re-compiling a loaded
         # model to us: same settings, through our compile.
         self.compile(**keras.saving.deserialize_keras_object(config))
 
-    def _compile(self, settings):
-        # Both optimizers (and their slots) belong to the model's strategy:
-        # add_task() recompiles outside any `strategy.scope()`.
-        with self.distribute_strategy.scope():
-            super().compile(**settings)
-            # Between tasks nothing trains: the optimizers hold no slots (a
-            # model saved there loads whatever the next task computes).
-            scores = self._score_variables() if self.current_task is not None else []
-            score_ids = {id(v) for v in scores}
-            self.optimizer.build(
-                [v for v in self.trainable_variables if id(v) not in score_ids]
-            )
-            self.mask_optimizer = masks.ScoreAdam(self.mask_learning_rate, name="mask_optimizer")
-            self.mask_optimizer.build(scores)
-
     def _recompile(self):
-        """Compiles again with the last settings: fresh optimizers, same loss and metrics.
-
-        The compiled loss, metrics and loss tracker are kept (the settings
-        that made them are the same), so that the evaluation steps of
-        finished tasks traced before stay valid and are not traced again.
-        """
-        settings = dict(self._compiled_with() or _COMPILE_DEFAULTS)
-        optimizer = settings.get("optimizer", "rmsprop")
-        kept = None
-        if getattr(self, "compiled", False) and getattr(self, "_compile_loss", None) is not None:
-            kept = (self._compile_loss, self._compile_metrics, self._loss_tracker)
-        with self.distribute_strategy.scope():
-            if isinstance(optimizer, keras.optimizers.Optimizer):
-                settings["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
-            self._compile(settings)
-        if kept is None:
-            self._inference_cache.functions.clear()
-            return
-        # Set as Keras' compile() sets them: outside the layer tracker (which
-        # would list them a second time in `self.metrics`).
-        from keras.src.utils import tracking
-
-        with tracking.DotNotTrackScope():
-            self._compile_loss, self._compile_metrics, self._loss_tracker = kept
+        """Compiles again with the last settings (see `compiling.recompile`)."""
+        compiling.recompile(self)
 
     def _compiled_with(self):
         """The arguments of the last `compile()` (None if never compiled)."""
         return self._compile_settings.arguments
-
-    def _score_variables(self):
-        plans = self._plans()
-        if plans:
-            return [v for plan in plans for v in plan.score_variables]
-        return [v for layer in self.grown_layers for v in layer.score_variables]
 
     @property
     def trainable_weights(self):
@@ -1111,22 +457,6 @@ class GrownModel(keras.Model):
     def trainable_variables(self):
         return self.trainable_weights
 
-    def _check_trainable_task(self):
-        if not self._tasks:
-            raise ValueError(
-                "fit() needs a task: call model.add_task(dataset) first, then fit()."
-            )
-        if self.current_task is None:
-            raise ValueError(
-                f"All {len(self._tasks)} task(s) are finished; their weights are "
-                "frozen. Call add_task() to learn a new task."
-            )
-        if self._selected != self.current_task:
-            raise ValueError(
-                f"Task {self._selected} is selected but task {self.current_task} is "
-                f"being learned. Call select_task({self.current_task}) before fit()."
-            )
-
     def fit(self, *args, **kwargs):
         """Trains the current task like `keras.Model.fit`, all or nothing.
 
@@ -1137,67 +467,20 @@ class GrownModel(keras.Model):
         weights that become NaN or inf stop training with a `FloatingPointError`
         (lower the learning rate, or check the inputs for NaN).
         """
-        self._check_trainable_task()
+        validation.check_trainable_task(self)
         bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
         arguments = bound.arguments
-        self._check_fit_data(
-            arguments.get("x"), arguments.get("y"), arguments.get("validation_data")
+        validation.check_fit_data(
+            self, arguments.get("x"), arguments.get("y"), arguments.get("validation_data")
         )
         callbacks = arguments.get("callbacks")
         if callbacks is None or isinstance(callbacks, (list, tuple)):
-            # Callbacks of the user's may read the storage: write the working
-            # variables back at every epoch end for them (and not otherwise:
-            # it copies the full-capacity storage).
-            internal = [_StoreWorking()] if callbacks else []
-            arguments["callbacks"] = internal + [_StopOnNaN()] + list(callbacks or [])
+            arguments["callbacks"] = fit_guard.with_guards(callbacks)
         self._load_working()
-        # Frozen kernels are only written by finish_task(): not worth a copy.
-        # With plans, training writes the storage only through the plans'
-        # working variables (their on-part, at epoch ends): copy those, not
-        # the full-capacity storage, and write them back if fit() fails.
-        skipped = {id(layer.frozen_kernel) for layer in self.grown_layers}
-        plans = self._plans()
-        for plan in plans:
-            layer = plan.layer
-            skipped |= {id(v) for v in (
-                layer.free_kernel, layer.owner, layer.active, layer.selective_score,
-                layer.attentive_score, layer.grown_score,
-            )}
-        state = [v for v in self.variables if id(v) not in skipped]
-        state += [v for plan in plans for v in plan.working_variables]
-        for optimizer in (self.optimizer, self.mask_optimizer):
-            state += list(optimizer.variables) if optimizer is not None else []
-        saved = _Snapshot(state, self.fit_snapshot_memory_limit)
-        self._in_fit = True
-        for plan in plans:
-            plan.ahead = True
-        try:
+        with fit_guard.all_or_nothing(self):
             history = super().fit(*bound.args[1:], **bound.kwargs)
             self._store_working()
-            return history
-        except Exception as error:
-            saved.restore()
-            for plan in plans:
-                plan.store()  # the storage's on-part as it was before fit()
-            self._in_fit = False
-            if isinstance(error, _NonFinite):
-                raise FloatingPointError(
-                    f"fit() stopped: {error} while training task {self.current_task}. "
-                    "Lower the learning rate, or check the inputs for NaN/inf values. The "
-                    "model was restored to its state before this fit() call (finished "
-                    "tasks are unchanged)."
-                ) from None
-            clear = self._label_error(
-                error, "fit()", self.current_task,
-                "Remap the labels to 0..k-1. The model was restored to its state before "
-                "this fit() call.",
-            )
-            if clear is not None:
-                raise clear from None
-            raise
-        finally:
-            self._in_fit = False
-            saved.discard()
+        return history
 
     def train_on_batch(self, *args, **kwargs):
         self._load_working()
@@ -1208,59 +491,38 @@ class GrownModel(keras.Model):
         finally:
             self._store_working()
 
-    _EVALUATE_FIX = (
-        "Remap the labels to 0..k-1, or select the task they belong to with select_task()."
-    )
-
     def evaluate(self, *args, **kwargs):
         """Like `keras.Model.evaluate`, for the selected task.
 
         Labels outside the selected task's classes are refused with a
         `ValueError` (arrays before any step, datasets when a batch holds one).
         """
-        return self._evaluate_checked(keras.Model.evaluate, "evaluate()", args, kwargs)
+        return validation.evaluate_checked(self, keras.Model.evaluate, "evaluate()", args, kwargs)
 
     def test_on_batch(self, *args, **kwargs):
         """Like `keras.Model.test_on_batch`; refuses labels outside the selected task's classes."""
-        return self._evaluate_checked(keras.Model.test_on_batch, "test_on_batch()", args, kwargs)
-
-    def _evaluate_checked(self, keras_method, where, args, kwargs):
-        """Runs `keras_method` (evaluate or test_on_batch) with the selected task's label checks."""
-        self._check_selected()
-        bound = inspect.signature(keras_method).bind(self, *args, **kwargs)
-        self._check_labels(bound.arguments.get("y"), where, self._selected, self._EVALUATE_FIX)
-        try:
-            return keras_method(self, *args, **kwargs)
-        except tf.errors.InvalidArgumentError as error:
-            clear = self._label_error(error, where, self._selected, self._EVALUATE_FIX)
-            if clear is None:
-                raise
-            raise clear from None
+        return validation.evaluate_checked(
+            self, keras.Model.test_on_batch, "test_on_batch()", args, kwargs
+        )
 
     def predict(self, *args, **kwargs):
-        self._check_selected()
+        validation.check_selected(self)
         return super().predict(*args, **kwargs)
 
     # Keras makes (eagerly) the step function of evaluate(), predict(),
     # test_on_batch() and predict_on_batch() here, before tracing it: the one
     # place to build the compact model the traced step will call.
     def make_test_function(self, force=False):
-        self._check_selected()
+        validation.check_selected(self)
         self._load_working()
-        self._compact_model()
-        if not force and self.test_function is None:
-            self.test_function = self._cached_function("test")
-        super().make_test_function(force)
-        return self._cache_function("test", self.test_function)
+        return self._inference_cache.make_function(self, "test", super().make_test_function, force)
 
     def make_predict_function(self, force=False):
-        self._check_selected()
+        validation.check_selected(self)
         self._load_working()
-        self._compact_model()
-        if not force and self.predict_function is None:
-            self.predict_function = self._cached_function("predict")
-        super().make_predict_function(force)
-        return self._cache_function("predict", self.predict_function)
+        return self._inference_cache.make_function(
+            self, "predict", super().make_predict_function, force
+        )
 
     # ------------------------------------------------------------ inference
     @property
@@ -1271,61 +533,7 @@ class GrownModel(keras.Model):
     @compact_inference.setter
     def compact_inference(self, value):
         self._compact_inference = bool(value)
-        self._inference_cache.functions.clear()
-        self.predict_function = None
-        self.test_function = None
-
-    def _compact_allowed(self):
-        task = self._selected
-        return (
-            self.compact_inference
-            and self.freeze_finished_tasks
-            and task is not None
-            and self._tasks[task]["finished"]
-            and not tf.distribute.has_strategy()
-            and self.distribute_strategy is tf.distribute.get_strategy()
-        )
-
-    def _compact_model(self):
-        """The compact model of the selected finished task, or None.
-
-        A finished task's weights, masks, biases, batch-norm state and head
-        are frozen, so its predictions can come from a plain Keras model of
-        only the channels and kernels it uses (`export.build_task_model`):
-        no mask is unpacked or applied per batch, no channel of the allocated
-        capacity it does not use is computed. Built once, eagerly (variables
-        cannot be created inside a traced step; a trace only reads the
-        cache), and kept until weights are loaded or set. Any backbone the
-        export cannot convert keeps the masked path (cached as None).
-        """
-        if not self._compact_allowed():
-            return None
-        task = self._selected
-        cache = self._inference_cache.models
-        if task not in cache and tf.executing_eagerly():
-            from keras_grown import export
-
-            try:
-                # Building Keras layers draws initializer seeds from Python's
-                # global RNG; the values are then overwritten. Leave the RNG as
-                # it was, so that predicting (which builds this model only
-                # where compact inference is on) never changes what a later
-                # add_task() draws: a run under tf.distribute repeats one on
-                # one device.
-                rng_state = random.getstate()
-                try:
-                    cache[task] = export.build_task_model(self, task)
-                finally:
-                    random.setstate(rng_state)
-            except Exception as error:  # the masked path is always correct
-                warnings.warn(
-                    f"Compact inference is off for task {task}: the export could not convert "
-                    f"this backbone ({type(error).__name__}: {error}). Predictions use the "
-                    "masked network; pass compact_inference=False to silence this.",
-                    stacklevel=2,
-                )
-                cache[task] = None
-        return cache.get(task)
+        self._inference_cache.clear(self, models=False)
 
     def clear_inference_cache(self):
         """Drops the compact inference models of finished tasks.
@@ -1335,54 +543,16 @@ class GrownModel(keras.Model):
         `set_weights()` clear it themselves (training never changes a
         finished task: its weights are frozen).
         """
-        self._inference_cache.models.clear()
-        self._inference_cache.functions.clear()
-        self.predict_function = None
-        self.test_function = None
-
-    def _check_selected(self):
-        if self._selected is None:
-            raise ValueError("The model has no task yet. Call add_task() first.")
+        self._inference_cache.clear(self)
 
     def call(self, inputs, training=False):
         if tf.executing_eagerly() and not self._in_fit:
             self._load_working()
         if training is None or training is False:
-            compact = self._compact_model()
+            compact = self._inference_cache.compact_model(self)
             if compact is not None:
                 return compact(inputs, training=False)
         return self.heads(self.backbone(inputs, training=training))
-
-    def _growth_terms(self):
-        """(l0, growth_ratio) from the mask scores: tensor math only.
-
-        Over each layer's plan (its on-part) when the task has one, else over
-        the allocated width: channels and kernels outside the plan add 0.
-        """
-        l0 = ops.zeros(())
-        ratio = ops.zeros(())
-        for layer, weight in zip(self.grown_layers, self._channel_weights):
-            active, candidate, grown_score, owned, attentive_score = layer.growth_state()
-            on = ops.sum(active)
-            channel_probability = active
-            if self._growth:
-                # The l0 norm of the grown mask is not differentiable: use its
-                # expectation sum(sigmoid(score)) over this round's candidates,
-                # each weighted by the share of one full-size backbone it adds.
-                grown = candidate * ops.sigmoid(grown_score)
-                channel_probability = channel_probability + grown
-                if self.l0_scope == "grown_channels":
-                    l0 = l0 + weight * ops.sum(grown)
-                on = on + ops.sum(candidate * masks.hard_mask(grown_score))
-            if self.l0_scope == "new_weights" and layer.attentive_learned:
-                # Expected number of free weights the task takes: kernel kept
-                # (attentive mask) times its channel on (active or grown).
-                kept = ops.sum((1.0 - owned) * ops.sigmoid(attentive_score), axis=0)
-                l0 = l0 + ops.sum(kept * channel_probability) * (
-                    _kernel_elems(layer) / self.full_size_weights
-                )
-            ratio = ratio + weight * on
-        return l0, ratio
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = super().compute_loss(
@@ -1393,18 +563,18 @@ class GrownModel(keras.Model):
             # and penalties belong to the task being learned (and a cached
             # evaluation step of a finished task must not read its state).
             return loss
-        l0, ratio = self._growth_terms()
+        l0, ratio = sizing.growth_terms(self)
         self.l0_tracker.update_state(l0)
         self.growth_tracker.update_state(ratio)
         # Keras scales the task loss by 1 / replicas under tf.distribute (the
         # gradients are summed across replicas); the model-wide terms are
         # computed whole on every replica, so they are scaled the same way.
         if self.l0_lambda > 0 and (self._growth or self.l0_scope == "new_weights"):
-            loss = loss + _scale_loss_for_distribution(
+            loss = loss + distribution.scale_loss(
                 ops.cast(self.l0_lambda, loss.dtype) * l0
             )
         for penalty in self.penalties:
-            loss = loss + _scale_loss_for_distribution(ops.cast(penalty(), loss.dtype))
+            loss = loss + distribution.scale_loss(ops.cast(penalty(), loss.dtype))
         return loss
 
     def train_step(self, data):
@@ -1417,12 +587,12 @@ class GrownModel(keras.Model):
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
             self._loss_tracker.update_state(
-                _unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
+                distribution.unscale_loss(loss), sample_weight=tf.shape(x)[0]
             )
             loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         gradients = tape.gradient(loss, variables)
-        score_ids = {id(v) for v in self._score_variables()}
+        score_ids = {id(v) for v in planning.score_variables(self)}
         weight_pairs, score_pairs = [], []
         for gradient, variable in zip(gradients, variables):
             if gradient is None:
@@ -1445,31 +615,12 @@ class GrownModel(keras.Model):
         return self._per_replica_logs(super().test_step(data))
 
     def _per_replica_logs(self, logs):
-        # Under MultiWorkerMirroredStrategy Keras 3 reduces what a step returns
-        # with `strategy.reduce("MEAN", value, axis=0)`, which fails on scalar
-        # metrics (keras-team/keras#20585): give each value an axis of one per
-        # replica; the mean over it is the (synchronized) metric itself.
-        if not _multi_worker(self.distribute_strategy):
-            return logs
-        return keras.tree.map_structure(lambda value: ops.expand_dims(value, 0), logs)
+        return distribution.per_replica_logs(self.distribute_strategy, logs)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras 3 gives the symbolic build the first batch reduced with
-        # `strategy.reduce()`, which MultiWorkerMirroredStrategy refuses for a
-        # nested (x, y) batch ("Attempt to convert a value (PerReplica...)",
-        # keras-team/keras#20585). The batch only lends its shapes: give it
-        # this worker's first replica's part instead.
-        strategy = self._distribute_strategy
-        if iterator is not None and _multi_worker(strategy):
-            for _, _, batches in iterator:
-                data_batch = keras.tree.map_structure(
-                    lambda value: strategy.experimental_local_results(value)[0]
-                    if isinstance(value, tf.distribute.DistributedValues)
-                    else value,
-                    next(batches),
-                )
-                break
-            iterator = None
+        iterator, data_batch = distribution.local_build_batch(
+            self._distribute_strategy, iterator, data_batch
+        )
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # ---------------------------------------------------------- serializing
@@ -1483,12 +634,7 @@ class GrownModel(keras.Model):
         finds a mismatch). To restore a whole saved model, tasks included,
         use `keras.saving.load_model(path)`.
         """
-        path = str(filepath)
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(
-                f"load_weights(): there is no file {path!r}. Check the path; weights "
-                "are written by model.save(path) or model.save_weights(path)."
-            )
+        path = validation.check_weights_file(filepath)
         state = list(self.variables)
         for optimizer in (self.optimizer, self.mask_optimizer):
             state += list(optimizer.variables) if optimizer is not None else []
@@ -1499,14 +645,7 @@ class GrownModel(keras.Model):
                 self.clear_inference_cache()
                 return super().load_weights(filepath, *args, **kwargs)
         except Exception as error:
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise ValueError(
-                f"load_weights({path!r}) failed ({type(error).__name__}: {reason}); the model "
-                "is unchanged. Weights load only into a GrownModel with the backbone, "
-                "input_shape, capacity and number of tasks of the model that saved them: "
-                "restore a whole saved model with keras.saving.load_model(path), or save "
-                "the file again if it is damaged."
-            ) from error
+            raise validation.load_weights_error(path, error) from error
 
     def set_weights(self, weights):
         self.clear_inference_cache()
@@ -1549,211 +688,11 @@ class GrownModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        backbone = config.get("backbone")
-        if isinstance(backbone, str) and backbone not in backbones_lib.BACKBONES:
-            config["backbone"] = keras.saving.get_registered_object(backbone)
-            if config["backbone"] is None:
-                raise ValueError(
-                    f"The saved model uses backbone {backbone!r}, which is not "
-                    "registered here. Import the module that defines it (decorated "
-                    "with keras.saving.register_keras_serializable) before loading."
-                )
+        if "backbone" in config:
+            config["backbone"] = backbones_lib.saved_backbone(config["backbone"])
         return cls(**config)
 
     def build(self, input_shape=None):
         # Everything is built in __init__ (the backbone is a functional
         # model of known input shape; heads are added per task).
         self.built = True
-
-
-def _available_memory():
-    """Bytes of host memory available now (Linux' MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _bytes(count):
-    """`count` bytes in words: '3.6 TiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
-        count /= 1024
-
-
-def _check_input_shape(input_shape):
-    """`input_shape` as a tuple of positive ints, or a clear error."""
-    try:
-        shape = tuple(input_shape)
-        valid = bool(shape) and all(
-            not isinstance(d, bool) and float(d) == int(d) and int(d) >= 1 for d in shape
-        )
-    except (TypeError, ValueError, OverflowError):
-        valid = False
-    if not valid:
-        raise ValueError(
-            "input_shape is the shape of one image, e.g. (28, 28, 1): a tuple of "
-            f"positive integers. Received: input_shape={input_shape!r}"
-        )
-    return tuple(int(d) for d in shape)
-
-
-def _refuse_input_shape(backbone, input_shape, error, empty):
-    """Raises a clear error when `backbone` cannot take images of `input_shape`.
-
-    Called when building the backbone failed (`error`) or left a layer with an
-    empty output (`empty`: (layer name, shape)). Returns (the caller re-raises
-    `error`) when no input size works either: the failure is not the size.
-    """
-    smallest = backbones_lib.smallest_input(backbone, input_shape)
-    if smallest is None:
-        if error is None:
-            raise ValueError(
-                f"The backbone's layer {empty[0]!r} gets an empty output of shape "
-                f"{empty[1]} from images of input_shape={input_shape}. Check the backbone."
-            )
-        return
-    name = backbones_lib.backbone_name(backbone) if not callable(backbone) else getattr(
-        backbone, "__name__", repr(backbone)
-    )
-    if empty is not None:
-        why = f"its layer {empty[0]!r} would output shape {empty[1]}"
-    else:
-        why = "its convolutions and pooling shrink the feature maps below one pixel"
-    fit = [n for n in backbones_lib.BACKBONES
-           if n != name and backbones_lib.default_backbone(input_shape) == n]
-    hint = f", or use backbone={fit[0]!r}, which takes images this small" if fit else ""
-    raise ValueError(
-        f"The backbone {name!r} cannot take images of input_shape={input_shape}: {why}. "
-        f"The smallest input it takes is {smallest[0]}x{smallest[1]} "
-        f"(input_shape={smallest + input_shape[-1:]}). Resize the images{hint}."
-    ) from error
-
-
-def _label_range(dataset):
-    """(min label, max label, count, images all finite) of a dataset of (x, y[, w]) in one pass."""
-    labels = dataset.map(
-        lambda *e: (
-            tf.reshape(tf.cast(e[1], tf.int64), [-1]),
-            tf.reduce_all(tf.math.is_finite(e[0])) if e[0].dtype.is_floating else True,
-        )
-    )
-    init = (
-        tf.constant(np.iinfo(np.int64).max, tf.int64),
-        tf.constant(np.iinfo(np.int64).min, tf.int64),
-        tf.constant(0, tf.int64),
-        tf.constant(True),
-    )
-
-    def step(acc, element):
-        y, finite = element
-        low = tf.minimum(acc[0], tf.reduce_min(tf.concat([y, acc[0][None]], 0)))
-        high = tf.maximum(acc[1], tf.reduce_max(tf.concat([y, acc[1][None]], 0)))
-        return low, high, acc[2] + tf.size(y, tf.int64), tf.logical_and(acc[3], finite)
-
-    low, high, count, finite = labels.reduce(init, step)
-    return int(low), int(high), int(count), bool(finite)
-
-
-class _InferenceCache:
-    """Holds compact task models and their traced step functions out of Keras' tracking."""
-
-    def __init__(self):
-        self.models = {}
-        # {(kind, task, jit_compile, run_eagerly, steps_per_execution): function}
-        self.functions = {}
-
-
-class _CompileSettings:
-    """Holds the arguments of the last compile() out of Keras' tracking and saving."""
-
-    def __init__(self):
-        self.arguments = None
-
-
-class _NonFinite(Exception):
-    """Raised inside fit() when the loss or the weights stop being finite."""
-
-
-class _StoreWorking(keras.callbacks.Callback):
-    """Writes the task's working variables back to storage at the end of every epoch.
-
-    First in fit()'s callbacks, so that the callbacks after it (growth
-    monitors, checkpoints) read up-to-date storage.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.model._store_working()
-        for plan in self.model._plans():
-            plan.ahead = True
-
-
-class _StopOnNaN(keras.callbacks.Callback):
-    """Stops `GrownModel.fit()` at the end of an epoch whose loss or weights are NaN/inf.
-
-    Like `keras.callbacks.TerminateOnNaN`, but it raises, so that `fit()`
-    restores the model and reports the cause instead of returning quietly.
-    A NaN input can leave the loss finite (max-pooling skips NaN) while the
-    gradients turn the weights into NaN, hence the check of the weights.
-    """
-
-    # Checked per epoch, not per batch: a per-batch hook makes Keras copy the
-    # logs to the host after every step, which stalls an accelerator. The
-    # epoch's mean loss is NaN when any batch's was, and the model is put
-    # back to its state before fit() anyway.
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(np.mean(ops.convert_to_numpy(loss)))):
-            raise _NonFinite(f"the loss became NaN or inf in epoch {epoch + 1}")
-        for variable in self.model.trainable_variables:
-            if not bool(tf.reduce_all(tf.math.is_finite(variable))):
-                raise _NonFinite(
-                    f"the weights {variable.path} became NaN or inf in epoch {epoch + 1}"
-                )
-
-
-def as_dataset(data):
-    """A `tf.data.Dataset` from a dataset or an `(images, labels)` tuple of arrays."""
-    if isinstance(data, tf.data.Dataset):
-        return data
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        images, labels = data
-        return tf.data.Dataset.from_tensor_slices(
-            (np.asarray(images), np.asarray(labels))
-        )
-    raise TypeError(
-        "Expected a tf.data.Dataset of (image, label) pairs or a tuple "
-        f"(images, labels) of arrays; received {type(data).__name__}."
-    )
-
-
-def _kernel_elems(layer):
-    return int(np.prod(layer.kernel_spatial_shape, dtype=int))
-
-
-def _unscale_loss_for_distribution(loss):
-    from keras.src.losses import loss as loss_module
-
-    return loss_module.unscale_loss_for_distribution(loss)
-
-
-def _multi_worker(strategy):
-    """True for a MultiWorkerMirroredStrategy across several workers."""
-    return (
-        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        and strategy.extended._in_multi_worker_mode()
-    )
-
-
-def _scale_loss_for_distribution(loss):
-    from keras.src.losses import loss as loss_module
-
-    return loss_module.scale_loss_for_distribution(loss)

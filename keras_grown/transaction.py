@@ -35,6 +35,8 @@ import tempfile
 
 import numpy as np
 
+from keras_grown.layers import TaskStateMixin
+
 
 class ValueSnapshot:
     """A copy of some variables' values, restored on demand.
@@ -195,6 +197,37 @@ def transaction(model, call, values=(), extra=(), limit=None):
         state.discard()
 
 
+def public_call(model, call, values=(), limit="fit"):
+    """`transaction()` for the body of `call`, a public call of `model`.
+
+    `values` are the storage variables the call may write; the working
+    variables of the task's plans and, while they are newer than it, the
+    storage they are written back to are added here. `limit="fit"`: the
+    model's `fit_snapshot_memory_limit`.
+    """
+    values = list(values)
+    for plan in model._plans():
+        values += plan.working_variables
+        if plan.ahead:
+            layer = plan.layer
+            values += [layer.free_kernel, *layer.score_variables]
+    if limit == "fit":
+        limit = model.fit_snapshot_memory_limit
+    return transaction(model, call, values, limit=limit)
+
+
+def task_storage(model):
+    """The variables learning a task may write: all but the finished tasks' own."""
+    finished = {
+        id(v)
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, TaskStateMixin)
+        for k in model.finished_tasks if k < len(layer._task_variables)
+        for v in layer._task_variables[k].values()
+    }
+    return [v for v in model.variables if id(v) not in finished]
+
+
 @contextlib.contextmanager
 def learning_task(method):
     """One task of `learn()` as a transaction over every model `method` holds now.
@@ -209,7 +242,7 @@ def learning_task(method):
     with contextlib.ExitStack() as stack:
         for model in list(method.models):
             stack.enter_context(transaction(
-                model, "learn()", model._task_storage(), limit=model.fit_snapshot_memory_limit
+                model, "learn()", task_storage(model), limit=model.fit_snapshot_memory_limit
             ))
         try:
             yield

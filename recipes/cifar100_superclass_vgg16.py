@@ -1,11 +1,5 @@
 """CIFAR-100 superclass with VGG16-BN: the paper's 20-task experiment.
 
-CIFAR-100 in 20 tasks, one per superclass, each with its 5 fine classes (task-incremental),
-VGG16 with batch normalization (13 3x3 convolutions, task-specific batch-norm statistics and
-affines). Per task: the 2,500 training images of the superclass, 10 % of them held out for
-validation, and its 500 test images. tensorflow-datasets reads CIFAR-100 from `--data-dir` and
-downloads it there the first time (about 160 MB).
-
     python recipes/cifar100_superclass_vgg16.py --seeds 0,1,2 --out runs/cifar100_superclass
     python recipes/cifar100_superclass_vgg16.py --smoke           # a few steps on tiny data
     keras-grown report runs/cifar100_superclass                   # the tables and plots again
@@ -13,6 +7,12 @@ downloads it there the first time (about 160 MB).
 It writes `results.json`, `RESULTS.md` (tables in the form of the paper's Tables 1 and 3) and
 PNG plots to `--out`; `--resume` skips the (method, seed) pairs already there. A GPU is
 advised: a capacity-2 VGG16 pool is slow on a CPU.
+
+CIFAR-100 in 20 tasks, one per superclass, each with its 5 fine classes (task-incremental),
+VGG16 with batch normalization (13 3x3 convolutions, task-specific batch-norm statistics and
+affines). Per task: the 2,500 training images of the superclass, 10 % of them held out for
+validation, and its 500 test images. tensorflow-datasets reads CIFAR-100 from `--data-dir` and
+downloads it there the first time (about 160 MB).
 """
 
 import tensorflow as tf
@@ -23,24 +23,21 @@ from keras_grown.cli.recipe import Recipe, StreamFlag
 # Configuration
 # ---------------------------------------------------------------------------
 
-STREAM_KWARGS = dict(val_fraction=0.1)  # all 2,500 training and 500 test images per task
 MODEL = dict(backbone="vgg16_bn", seed_ratio=0.5, capacity=2.0, l0_lambda=0.1, learning_rate=1e-3)
-# XLA when a GPU is present.
-JIT_COMPILE = bool(tf.config.list_physical_devices("GPU"))
 
+# Seeds 0,1,2, batch size 64 and the paper's target ("scratch": a full-size network trained
+# from scratch on each task) are the runner's defaults, shared by every recipe.
 RECIPE = Recipe(
     __doc__,
     stream="cifar100_superclass",
-    stream_kwargs=STREAM_KWARGS,
+    stream_kwargs=dict(val_fraction=0.1),  # all 2,500 training and 500 test images per task
     stream_flags=[StreamFlag("--data-dir", "data_dir", "tensorflow-datasets' data folder")],
     methods="scratch,finetune_copies,finetune,ewc,piggyback,packnet,grow_only,grown",
     model=MODEL,
     epochs=30,  # per stage (our choice)
     batch_size=128,
-    target="scratch",  # the paper's: a full-size network trained from scratch on the task
-    seeds="0,1,2",
     out="runs/cifar100_superclass_vgg16",
-    jit_compile=JIT_COMPILE,
+    jit_compile=bool(tf.config.list_physical_devices("GPU")),  # XLA when a GPU is present
     # --smoke: the first 2 tasks, a few images each, 1 epoch, GROWN only, run eagerly (a few
     # eager steps cost far less than tracing VGG16's training graph), a capacity of 1 (the
     # capacity-2 pool costs seconds per eager step on a CPU), into a new temporary folder.
@@ -49,7 +46,5 @@ RECIPE = Recipe(
 )
 
 # The flags, what --smoke runs and the run itself: keras_grown.cli.recipe.
-parse_args, main = RECIPE.parse_args, RECIPE.main
-
 if __name__ == "__main__":
-    main()
+    RECIPE.main()

@@ -129,6 +129,19 @@ def _conv_dense(plain):
     ]
 
 
+def _used_and_nonzero(model, task, plain):
+    """(kernel weights `task` uses by its stored masks, non-zero kernel entries of `plain`)."""
+    used = sum(
+        int(layer.task_kernel_mask(task).sum()) * int(np.prod(layer.kernel_spatial_shape))
+        for layer in model.grown_layers
+    )
+    nonzero = sum(
+        int(np.count_nonzero(keras.ops.convert_to_numpy(layer.kernel)))
+        for layer in _conv_dense(plain)
+    )
+    return used, nonzero
+
+
 def _lenet_channels(model, task):
     """Kept (input, output) channel indices of each LeNet-5 layer, traced by hand."""
     on = {layer.name: layer.task_channel_mask(task) for layer in model.grown_layers}
@@ -208,16 +221,9 @@ def test_parameter_counts_are_exact(lenet, task):
     model, _, _ = lenet
     plain = export.build_task_model(model, task)
     size = export.export_size(model, task)
-    # Kernel weights the task uses, from its stored masks ...
-    used = sum(
-        int(layer.task_kernel_mask(task).sum()) * int(np.prod(layer.kernel_spatial_shape))
-        for layer in model.grown_layers
-    )
-    # ... are exactly the non-zero kernel entries of the exported Conv2D/Dense.
-    nonzero = sum(
-        int(np.count_nonzero(keras.ops.convert_to_numpy(layer.kernel)))
-        for layer in _conv_dense(plain)
-    )
+    # Kernel weights the task uses, from its stored masks, are exactly the
+    # non-zero kernel entries of the exported Conv2D/Dense.
+    used, nonzero = _used_and_nonzero(model, task, plain)
     assert size.used_kernel_weights == used == nonzero
     # Total = kept-channel conv/dense kernels and biases + head (LeNet-5 has no BN).
     channels = _lenet_channels(model, task)
@@ -440,14 +446,7 @@ def _check_exports(model, images):
         assert np.abs(plain.predict(images, verbose=0) - reference).max() <= TOLERANCE
         _assert_same_features(plain, model, task, images)
         size = export.export_size(model, task)
-        used = sum(
-            int(layer.task_kernel_mask(task).sum()) * int(np.prod(layer.kernel_spatial_shape))
-            for layer in model.grown_layers
-        )
-        nonzero = sum(
-            int(np.count_nonzero(keras.ops.convert_to_numpy(layer.kernel)))
-            for layer in _conv_dense(plain)
-        )
+        used, nonzero = _used_and_nonzero(model, task, plain)
         assert size.used_kernel_weights == used == nonzero
         assert plain.count_params() == size.total
         norms = [l for l in plain.layers if isinstance(l, keras.layers.BatchNormalization)]

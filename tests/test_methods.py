@@ -149,11 +149,7 @@ def test_finetune_copies_and_scratch_do_not_forget_and_grow_by_one_network_per_t
 
 def test_finetune_copies_start_from_the_previous_copy(permuted_stream):
     method = methods.FineTune(keep_copies=True, seed=0)
-    method.start(permuted_stream[0].input_shape)
-    run = TaskRun(permuted_stream[0], prepare(permuted_stream[0].train, 32),
-                  prepare(permuted_stream[0].val, 64), 1, 1, 0, dict(verbose=0))
-    first = method.model_for_task(0)
-    method.train_task(run, first, 0, permuted_stream[0])
+    _, first = _trained_first_task(method, permuted_stream)
     first.finish_task()
     second = method.model_for_task(1)
     method.add_task(second, permuted_stream[1])
@@ -170,13 +166,19 @@ def test_finetune_copies_start_from_the_previous_copy(permuted_stream):
     )
 
 
-def _second_task_model(method, stream, epochs=1):
-    """The method's model after task 0 finished and task 1 added (not trained)."""
+def _trained_first_task(method, stream, epochs=1):
+    """(run, model): the method started on `stream` and its model trained on task 0."""
     method.start(stream[0].input_shape)
     run = TaskRun(stream[0], prepare(stream[0].train, 32), prepare(stream[0].val, 64),
                   epochs, epochs, 0, dict(verbose=0))
     model = method.model_for_task(0)
     method.train_task(run, model, 0, stream[0])
+    return run, model
+
+
+def _second_task_model(method, stream, epochs=1):
+    """The method's model after task 0 finished and task 1 added (not trained)."""
+    _, model = _trained_first_task(method, stream, epochs)
     model.finish_task()
     method.add_task(model, stream[1], grow=True)
     return model
@@ -232,11 +234,7 @@ def test_each_ablation_switch_changes_what_is_trained(switches, label, permuted_
 
 def test_ewc_penalty_is_zero_at_the_anchor_and_grows_when_weights_move(permuted_stream):
     method = methods.EWC(ewc_lambda=10.0, fisher_samples=16, seed=0)
-    method.start(permuted_stream[0].input_shape)
-    run = TaskRun(permuted_stream[0], prepare(permuted_stream[0].train, 32),
-                  prepare(permuted_stream[0].val, 64), 1, 1, 0, dict(verbose=0))
-    model = method.model_for_task(0)
-    method.train_task(run, model, 0, permuted_stream[0])
+    run, model = _trained_first_task(method, permuted_stream)
     model.finish_task()
     assert model.penalties == []
     method.end_task(run, model, 0, permuted_stream[0])

@@ -57,12 +57,12 @@ def test_recipe_takes_epochs_seeds_out_and_smoke(name):
     argv = ["--epochs", "3", "--seeds", "0,1", "--out", "somewhere", "--smoke"]
     if name == "miniimagenet_resnet18":
         argv += ["--data-dir", "images"]
-    args = recipe.parse_args(argv)
+    args = recipe.RECIPE.parse_args(argv)
     assert (args.epochs, args.seeds, args.out, args.smoke) == (3, "0,1", "somewhere", True)
     # XLA exactly when a GPU is present.
-    assert recipe.JIT_COMPILE == bool(tf.config.list_physical_devices("GPU"))
+    assert recipe.RECIPE.jit_compile == bool(tf.config.list_physical_devices("GPU"))
     assert (
-        recipe.MODEL["backbone"]
+        recipe.RECIPE.model["backbone"]
         == {
             "split_fashion_mnist_lenet5": "lenet5",
             "split_cifar100_lenet5": "lenet5",
@@ -74,14 +74,14 @@ def test_recipe_takes_epochs_seeds_out_and_smoke(name):
 
 def test_split_cifar100_recipe_is_the_papers_setting():
     recipe = load_recipe("split_cifar100_lenet5")
-    assert recipe.STREAM_KWARGS == dict(
+    assert recipe.RECIPE.stream_kwargs == dict(
         num_tasks=10, train_per_task=4000, val_per_task=1000, test_per_task=1000
     )
 
 
 def test_split_fashion_mnist_smoke(tmp_path):
     out = tmp_path / "fashion"
-    results = load_recipe("split_fashion_mnist_lenet5").main(["--smoke", "--out", str(out)])
+    results = load_recipe("split_fashion_mnist_lenet5").RECIPE.main(["--smoke", "--out", str(out)])
     check_smoke_output(out, results, "lenet5", ["task_0", "task_1"])
     assert results["stream"] == "split_fashion_mnist"
 
@@ -91,7 +91,7 @@ def test_split_cifar100_smoke_on_mock_data(tmp_path):
 
     out = tmp_path / "cifar"
     with tfds.testing.mock_data(num_examples=1000, policy=tfds.testing.MockPolicy.USE_CODE):
-        results = load_recipe("split_cifar100_lenet5").main(
+        results = load_recipe("split_cifar100_lenet5").RECIPE.main(
             ["--smoke", "--out", str(out), "--data-dir", str(tmp_path / "tfds")]
         )
     check_smoke_output(out, results, "lenet5")
@@ -126,7 +126,7 @@ def test_cifar100_superclass_smoke_on_mock_data(tmp_path):
     out = tmp_path / "superclass"
     mock = consistent_cifar100({"train": 4, "test": 2})  # 20 and 10 images a superclass
     with tfds.testing.mock_data(as_dataset_fn=mock, policy=tfds.testing.MockPolicy.USE_CODE):
-        results = load_recipe("cifar100_superclass_vgg16").main(
+        results = load_recipe("cifar100_superclass_vgg16").RECIPE.main(
             ["--smoke", "--out", str(out), "--data-dir", str(tmp_path / "tfds")]
         )
     check_smoke_output(out, results, "vgg16_bn", ["aquatic_mammals", "fish"])
@@ -149,7 +149,7 @@ def write_image_folder(root, tasks=3, classes=2, per_class=8, size=(20, 24)):
 def test_miniimagenet_smoke_on_a_generated_folder(tmp_path):
     images, out = tmp_path / "miniimagenet", tmp_path / "mini"
     write_image_folder(images)
-    results = load_recipe("miniimagenet_resnet18").main(
+    results = load_recipe("miniimagenet_resnet18").RECIPE.main(
         ["--smoke", "--out", str(out), "--data-dir", str(images)]
     )
     check_smoke_output(out, results, "resnet18", ["task_00", "task_01"])  # 2 of the 3 folders

@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_grown import datasets as datasets_lib
 from keras_grown import methods as methods_lib
+from keras_grown._checks import check_count, is_integer
 from keras_grown.bench.progress import BenchProgress
 from keras_grown.bench.reporting import _duration, _write_markdown, report
 from keras_grown.bench.results import (
@@ -45,15 +46,11 @@ DEFAULT_METHODS = ("grown", "grow_only", "piggyback", "packnet", "finetune", "sc
 
 def parse_methods(methods):
     """Method names from `"grown,packnet"` or a list; each known, none twice."""
-    if isinstance(methods, str):
-        names = [name.strip() for name in methods.split(",") if name.strip()]
-    elif isinstance(methods, (list, tuple)):
-        names = list(methods)
-    else:
-        raise ValueError(
-            "methods must be a list of method names or a comma-separated string such as "
-            f"'grown,finetune'. Received: {methods!r}"
-        )
+    names = _as_list(
+        methods, lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        "methods must be a list of method names or a comma-separated string such as "
+        f"'grown,finetune'. Received: {methods!r}",
+    )
     if not names:
         raise ValueError(
             f"methods is empty. Give at least one of: {', '.join(methods_lib.METHODS)}."
@@ -64,7 +61,7 @@ def parse_methods(methods):
                 f"Unknown method {name!r} in methods. Choose from: "
                 f"{', '.join(methods_lib.METHODS)}."
             )
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = _repeated(names)
     if repeated:
         raise ValueError(f"methods names {', '.join(repeated)} more than once; give each once.")
     return names
@@ -72,36 +69,48 @@ def parse_methods(methods):
 
 def parse_seeds(seeds):
     """Seeds from `"0,1,2"`, an integer or a list; integers >= 0, none twice."""
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+    if is_integer(seeds):
         seeds = [seeds]
-    if isinstance(seeds, str):
-        parts = [part.strip() for part in seeds.split(",")]
-        try:
-            values = [int(part) for part in parts]
-        except ValueError:
-            raise ValueError(
-                "seeds must be a comma-separated list of integers >= 0, e.g. 0,1,2. "
-                f"Received: {seeds!r}"
-            ) from None
-    elif isinstance(seeds, (list, tuple)):
-        values = list(seeds)
-    else:
-        raise ValueError(
-            "seeds must be a list of integers >= 0 or a string such as '0,1,2'. "
-            f"Received: {seeds!r}"
-        )
+    values = _as_list(
+        seeds, _seeds_from_text,
+        f"seeds must be a list of integers >= 0 or a string such as '0,1,2'. Received: {seeds!r}",
+    )
     if not values:
         raise ValueError("seeds is empty. Give at least one seed, e.g. 0.")
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        if not is_integer(value, 0):
             raise ValueError(
                 f"seeds must be integers >= 0 (e.g. 0,1,2). Received: {list(values)!r}"
             )
     values = [int(value) for value in values]
-    repeated = sorted({value for value in values if values.count(value) > 1})
+    repeated = _repeated(values)
     if repeated:
         raise ValueError(f"seeds lists {repeated} more than once; give each seed once.")
     return values
+
+
+def _as_list(value, from_text, wrong_type):
+    """`value` as a list: `from_text(value)` for a string, a list or tuple as it is."""
+    if isinstance(value, str):
+        return from_text(value)
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise ValueError(wrong_type)
+
+
+def _seeds_from_text(text):
+    try:
+        return [int(part.strip()) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(
+            "seeds must be a comma-separated list of integers >= 0, e.g. 0,1,2. "
+            f"Received: {text!r}"
+        ) from None
+
+
+def _repeated(items):
+    """The items listed more than once, sorted."""
+    return sorted({item for item in items if items.count(item) > 1})
 
 
 def parse_target(value):
@@ -122,12 +131,6 @@ def parse_target(value):
     if not 0.0 < number <= 1.0:
         raise ValueError(f"target must be an accuracy in (0, 1] (e.g. 0.95). Received: {value!r}")
     return number
-
-
-def _check_count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
-    return int(value)
 
 
 def _init_parameters(cls):
@@ -330,11 +333,11 @@ def bench(
     """
     names = parse_methods(methods)
     seeds = parse_seeds(seeds)
-    epochs = _check_count("epochs", epochs, 1)
-    batch_size = _check_count("batch_size", batch_size, 1)
-    max_growth_rounds = _check_count("max_growth_rounds", max_growth_rounds, 0)
+    epochs = check_count("epochs", epochs, 1)
+    batch_size = check_count("batch_size", batch_size, 1)
+    max_growth_rounds = check_count("max_growth_rounds", max_growth_rounds, 0)
     if first_tasks is not None:
-        first_tasks = _check_count("first_tasks", first_tasks, 1)
+        first_tasks = check_count("first_tasks", first_tasks, 1)
     target = parse_target(target)
     stream_kwargs = dict(stream_kwargs or {})
     method_kwargs = dict(method_kwargs or {})

@@ -86,9 +86,10 @@ class Recipe:
         epochs: epochs per stage.
         out: the results folder.
         smoke_stream_kwargs: the stream function's arguments under `--smoke`.
-        batch_size: training batch size.
-        target: `learn()`'s target: `"scratch"` (the paper's), a number or None.
-        seeds: the seeds, comma-separated.
+        batch_size: training batch size (64).
+        target: `learn()`'s target: `"scratch"` (the default, the paper's: a
+            full-size network trained from scratch on the task), a number or None.
+        seeds: the seeds, comma-separated (`"0,1,2"`).
         jit_compile: compile with XLA (never under `--smoke`).
         smoke_model: the methods' arguments under `--smoke` (default: `model`).
         stream_flags: `StreamFlag`s: flags whose values go to the stream function.

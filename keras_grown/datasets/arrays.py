@@ -3,12 +3,12 @@
 import numpy as np
 import tensorflow as tf
 
+from keras_grown._checks import is_integer
 from keras_grown.datasets.tasks import (
     Task,
     TaskStream,
     _carve,
     _check_fraction,
-    _is_integer,
     _rng,
     _to_dataset,
     _with_channel_axis,
@@ -266,7 +266,7 @@ def from_datasets(tasks, name="datasets"):
                 f"num_classes. Received: {entry!r:.200}"
             )
         num_classes = entry["num_classes"]
-        if not _is_integer(num_classes, 1):
+        if not is_integer(num_classes, 1):
             raise ValueError(
                 f"Task {task_id}: num_classes must be a positive integer. Received: {num_classes!r}"
             )

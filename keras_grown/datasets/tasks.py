@@ -15,6 +15,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from keras_grown._checks import check_optional_count, is_integer
+
 # ---------------------------------------------------------------------------
 # Task and TaskStream
 # ---------------------------------------------------------------------------
@@ -78,7 +80,7 @@ class Task:
         >>> train, val, test = task.batched(batch_size=128, seed=1)
         >>> model.fit(train, validation_data=val, epochs=3)
         """
-        if not _is_integer(batch_size, 1):
+        if not is_integer(batch_size, 1):
             raise ValueError(
                 f"batch_size must be a positive integer. Received: batch_size={batch_size!r}"
             )
@@ -179,11 +181,6 @@ class TaskStream(collections.abc.Sequence):
 # ---------------------------------------------------------------------------
 
 
-def _is_integer(value, minimum):
-    """Whether `value` is an integer (a bool is not) of at least `minimum`."""
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= minimum
-
-
 def _rng(seed, *keys):
     """A NumPy generator fixed by the stream seed and a purpose key."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), *keys]))
@@ -250,13 +247,7 @@ def _check_fraction(name, value, allow_zero=True):
 
 
 def _check_count(name, value):
-    if value is None:
-        return None
-    if not _is_integer(value, 0):
-        raise ValueError(
-            f"{name} must be a non-negative integer or None (all). Received: {name}={value!r}"
-        )
-    return int(value)
+    return check_optional_count(name, value, "a non-negative integer or None (all)")
 
 
 def _class_order(class_order, num_classes, seed):
@@ -280,7 +271,7 @@ def _class_order(class_order, num_classes, seed):
 
 
 def _check_num_tasks(num_tasks):
-    if not _is_integer(num_tasks, 1):
+    if not is_integer(num_tasks, 1):
         raise ValueError(f"num_tasks must be a positive integer. Received: num_tasks={num_tasks!r}")
     return num_tasks
 

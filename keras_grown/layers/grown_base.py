@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_grown import masks
+from keras_grown._checks import check_finite, is_integer
 from keras_grown.layers.scope import current_growth_settings, next_layer_seed
 from keras_grown.layers.task_batch_norm import TaskBatchNorm
 from keras_grown.layers.task_state import TaskStateMixin
@@ -617,31 +618,9 @@ def _local_packed_masks():
 
 
 def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_integer(value, 1):
         raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
     return int(value)
-
-
-def check_finite(name, value, allowed):
-    """Returns `value` as a float; raises a clear error for NaN, inf or a non-number.
-
-    Args:
-        name: the argument's name, as the user wrote it.
-        value: what the user passed.
-        allowed: what is allowed, in words, e.g. `">= 1"`.
-    """
-    if isinstance(value, bool):
-        number = float("nan")
-    else:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = float("nan")
-    if not math.isfinite(number):
-        raise ValueError(
-            f"{name} must be a finite number {allowed}. Received: {name}={value!r}"
-        )
-    return number
 
 
 def validate_growth_settings(seed_ratio, capacity):

@@ -15,6 +15,7 @@ import keras_tuner
 import numpy as np
 
 from keras_grown import backbones as backbones_lib
+from keras_grown._checks import check_count, check_seed
 from keras_grown.layers.grown_base import validate_growth_settings
 from keras_grown.learning import _resolve_targets, learn, set_seed
 from keras_grown.model import GrownModel
@@ -89,16 +90,10 @@ def _resolve_setting(name, value):
     )
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
-    return int(value)
-
-
 def _check_tune_tasks(tune_tasks):
     if tune_tasks is None or tune_tasks == "all":
         return None
-    return _check_positive_int("tune_tasks", tune_tasks)
+    return check_count("tune_tasks", tune_tasks, 1)
 
 
 # GrownModel arguments that GrownHyperModel sets itself (or that only a
@@ -212,11 +207,10 @@ class GrownHyperModel(keras_tuner.HyperModel):
         for key, value in (("size_penalty", size_penalty), ("size_budget", size_budget)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"{key} must be a number >= 0. Received: {key}={value!r}")
-        epochs = _check_positive_int("epochs", epochs)
-        batch_size = _check_positive_int("batch_size", batch_size)
+        epochs = check_count("epochs", epochs, 1)
+        batch_size = check_count("batch_size", batch_size, 1)
         tune_tasks = _check_tune_tasks(tune_tasks)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an integer. Received: seed={seed!r}")
+        check_seed(seed)
         model_kwargs = dict(model_kwargs or {})
         taken = sorted(set(model_kwargs) & _SET_BY_HYPERMODEL)
         if taken:

@@ -4,9 +4,9 @@ import json
 import os
 
 import keras_tuner
-import numpy as np
 
-from keras_grown.tuning.hypermodel import SEARCH_SPACE, GrownHyperModel, _check_positive_int
+from keras_grown._checks import check_count, check_seed
+from keras_grown.tuning.hypermodel import SEARCH_SPACE, GrownHyperModel
 
 
 class _GrownTunerMixin:
@@ -114,19 +114,12 @@ def tune(
     """
     if tuner not in TUNERS:
         raise ValueError(f"Unknown tuner {tuner!r}. Choose one of {', '.join(sorted(TUNERS))}.")
-    max_trials = _check_positive_int("max_trials", max_trials)
-    epochs = _check_positive_int("epochs", epochs)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer. Received: seed={seed!r}")
+    max_trials = check_count("max_trials", max_trials, 1)
+    epochs = check_count("epochs", epochs, 1)
+    check_seed(seed)
     hypermodel = GrownHyperModel(
-        stream,
-        epochs=epochs,
-        tune_tasks=tune_tasks,
-        objective=objective,
-        size_penalty=size_penalty,
-        size_budget=size_budget,
-        seed=seed,
-        **hypermodel_kwargs,
+        stream, epochs=epochs, tune_tasks=tune_tasks, objective=objective,
+        size_penalty=size_penalty, size_budget=size_budget, seed=seed, **hypermodel_kwargs,
     )
     common = dict(
         hypermodel=hypermodel,

@@ -1,0 +1,98 @@
+"""compile() for a GrownModel: the settings add_task() compiles with again; the two optimizers.
+
+`GrownModel.compile()` remembers its arguments; `add_task()` and
+`finish_task()` compile again with them and fresh optimizers (optimizer state
+never carries over between tasks), and a new training plan moves the
+optimizers' state over to its working variables.
+"""
+
+import keras
+from keras import ops
+from keras.src.utils import tracking
+
+from keras_grown import masks, planning
+
+COMPILE_DEFAULTS = dict(
+    optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+)
+
+
+class CompileSettings:
+    """Holds the arguments of the last compile() out of Keras' tracking and saving."""
+
+    def __init__(self):
+        self.arguments = None
+
+
+def compile_with(model, settings):
+    """`keras.Model.compile(**settings)`, then both optimizers (weights, scores), built."""
+    # Both optimizers (and their slots) belong to the model's strategy:
+    # add_task() recompiles outside any `strategy.scope()`.
+    with model.distribute_strategy.scope():
+        keras.Model.compile(model, **settings)
+        # Between tasks nothing trains: the optimizers hold no slots (a
+        # model saved there loads whatever the next task computes).
+        scores = planning.score_variables(model) if model.current_task is not None else []
+        score_ids = {id(v) for v in scores}
+        model.optimizer.build(
+            [v for v in model.trainable_variables if id(v) not in score_ids]
+        )
+        model.mask_optimizer = masks.ScoreAdam(model.mask_learning_rate, name="mask_optimizer")
+        model.mask_optimizer.build(scores)
+
+
+def recompile(model):
+    """Compiles again with the last settings: fresh optimizers, same loss and metrics.
+
+    The compiled loss, metrics and loss tracker are kept (the settings
+    that made them are the same), so that the evaluation steps of
+    finished tasks traced before stay valid and are not traced again.
+    """
+    settings = dict(model._compiled_with() or COMPILE_DEFAULTS)
+    optimizer = settings.get("optimizer", "rmsprop")
+    kept = None
+    if getattr(model, "compiled", False) and getattr(model, "_compile_loss", None) is not None:
+        kept = (model._compile_loss, model._compile_metrics, model._loss_tracker)
+    with model.distribute_strategy.scope():
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            settings["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
+        compile_with(model, settings)
+    if kept is None:
+        model._inference_cache.functions.clear()
+        return
+    # Set as Keras' compile() sets them: outside the layer tracker (which
+    # would list them a second time in `model.metrics`).
+    with tracking.DotNotTrackScope():
+        model._compile_loss, model._compile_metrics, model._loss_tracker = kept
+
+
+def move_optimizer_state(model, old_plans):
+    """New optimizers for new plans, with the old optimizers' state moved over.
+
+    Slots are matched by name (Keras names a slot after its variable);
+    a slot of a working variable whose shape changed is re-indexed to the
+    new channels (channels new to the plan start from zero state).
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not optimizer.built or model.mask_optimizer is None:
+        return
+    moves = {}
+    for layer, old in old_plans.items():
+        move = layer.plan.reindex_from(old) if old is not None else None
+        for variable in layer.plan.working_variables:
+            moves[variable.path.replace("/", "_")] = move
+    old_optimizers = (model.optimizer, model.mask_optimizer)
+    model._recompile()
+    for old, new in zip(old_optimizers, (model.optimizer, model.mask_optimizer)):
+        previous = {v.name: v for v in old.variables}
+        for variable in new.variables:
+            source = previous.get(variable.name)
+            if source is None:
+                continue
+            if tuple(source.shape) == tuple(variable.shape):
+                variable.assign(source)
+                continue
+            for prefix, move in moves.items():
+                if move is not None and variable.name.startswith(prefix + "_"):
+                    variable.assign(move(ops.convert_to_numpy(source), variable.shape))
+                    break

@@ -1,0 +1,104 @@
+"""The package's layout: the imports flow one way, modules stay small, argparse stays in the CLI.
+
+Read from the source with `ast` (nothing is imported): every import counts, those inside
+functions too.
+"""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "keras_grown"
+MAX_LINES = 700
+
+
+def module_name(path):
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported_modules(name, path):
+    """The keras_grown modules `name` imports anywhere in its source (functions included)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package, one level up per extra dot
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + [base] * bool(base))
+            # `from package import module` imports the module; `from module import name` the module.
+            found.update(
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
+                for alias in node.names
+            )
+    return {module for module in found if module in MODULES and module != name}
+
+
+def imported_names(path):
+    """The top-level packages `path` imports anywhere (`argparse`, `keras`, ...)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def import_cycle():
+    """One cycle of the import graph as a list of modules, or None."""
+    graph = {name: imported_modules(name, path) for name, path in MODULES.items()}
+    state = {}  # name -> "open" while on the path, "done" after
+
+    def visit(name, path):
+        state[name] = "open"
+        for target in sorted(graph[name]):
+            if state.get(target) == "open":
+                return path[path.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target, path + [target])
+                if cycle:
+                    return cycle
+        state[name] = "done"
+        return None
+
+    for name in sorted(graph):
+        if name not in state:
+            cycle = visit(name, [name])
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_checker_sees_the_imports_of_functions():
+    assert "keras_grown.compact" in imported_modules(
+        "keras_grown.export", MODULES["keras_grown.export"]
+    )
+    assert "keras_grown.methods" in imported_modules(
+        "keras_grown.learning", MODULES["keras_grown.learning"]
+    )
+
+
+def test_no_import_cycle():
+    cycle = import_cycle()
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_module_over_700_lines():
+    sizes = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_argparse_only_in_the_cli():
+    outside = [
+        name for name, path in MODULES.items()
+        if not name.startswith("keras_grown.cli")
+        and "argparse" in imported_names(path)
+    ]
+    assert outside == []
+
