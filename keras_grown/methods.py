@@ -60,6 +60,9 @@ class Method:
 
     name = "method"
     label = "Method"
+    # Whether `train_task()` reads `learn()`'s target (GROWN's growth rule);
+    # for the others learn() neither trains a Scratch reference nor passes one.
+    uses_target = False
 
     def __init__(self, learning_rate=1e-3, optimizer=None, jit_compile=False, **model_kwargs):
         if not float(learning_rate) > 0:
@@ -213,6 +216,7 @@ class GROWN(Method):
     """
 
     label = "GROWN"
+    uses_target = True
 
     def __init__(self, selective_mask=True, learnable_growth=True, retrain_released=True,
                  fixed_mask_epochs=None, **kwargs):

@@ -123,9 +123,14 @@ def test_results_json_holds_every_run_and_the_setting(finished):
         assert len(run["model_size"]) == len(run["time_per_task"]) == 2
         assert len(run["val_accuracy"]) == 2 and all(0 <= a <= 1 for a in run["val_accuracy"])
         assert run["seconds"] == pytest.approx(sum(run["time_per_task"]))
-        # 2 tasks x 1 epoch: one fit each for Scratch; GROWN adds its stage
-        # under fixed masks (as many epochs as a stage).
-        assert run["epochs_trained"] == (4 if run["method"] == "grown" else 2)
+        # 2 tasks x 1 epoch: one fit each for Scratch; GROWN (the default
+        # target "scratch") adds one epoch per growth round and its stage under
+        # fixed masks (as many epochs as a stage).
+        grown = run["method"] == "grown"
+        expected = sum(2 + rounds for rounds in run["growth_rounds"]) if grown else 2
+        assert run["epochs_trained"] == expected
+        assert all(0 <= rounds <= 2 for rounds in run["growth_rounds"])
+        assert (run["targets"][0] is not None) == grown  # only GROWN gets a reference
         assert run["ignored_settings"] == []
     sizes = {(r["method"], r["seed"]): r["model_size"] for r in payload["runs"]}
     assert sizes[("scratch", 0)] == sizes[("scratch", 1)] == [1.0, 2.0]  # T x after T tasks

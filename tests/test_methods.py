@@ -62,10 +62,12 @@ def _learn(method, stream, probe, epochs=1, **kwargs):
 )
 def test_zero_forgetting_is_bitwise(method, permuted_stream, probe):
     method = method()
-    result, recorder = _learn(method, permuted_stream, probe)
+    result, recorder = _learn(method, permuted_stream, probe, target="scratch")
     after_task_0, after_task_1 = recorder.outputs
     np.testing.assert_array_equal(after_task_0[0], after_task_1[0])
     assert result.accuracy.backward_transfer() == 0.0
+    # Only GROWN reads learn()'s target: no Scratch reference is trained for the others.
+    assert result.targets == [None, None]
 
 
 def test_packnet_releases_the_pruned_weights_to_the_next_task(permuted_stream, probe):

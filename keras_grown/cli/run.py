@@ -61,8 +61,10 @@ def add_run_command(subparsers):
     run.add_argument("--growth-candidates", type=growth_candidates, default=0.5,
                      help="dormant channels one growth round may switch on, as a fraction of "
                           "each layer's full-size width ('all': the whole pool)")
-    run.add_argument("--target", type=accuracy_target, default=None,
-                     help="accuracy target in (0, 1], 'scratch', or 'none' (default)")
+    run.add_argument("--target", type=accuracy_target, default="scratch",
+                     help="accuracy target in (0, 1], 'scratch' (default: grow while below "
+                          "a full-size network trained on the task), or 'none' (one stage "
+                          "per task, faster)")
     run.add_argument("--max-growth-rounds", type=int, default=2)
     run.add_argument("--fixed-mask-epochs", type=non_negative_int, default=None,
                      help="epochs of each task's last stage, trained under its fixed hard "
