@@ -147,6 +147,8 @@ class GrownHyperModel(keras_tuner.HyperModel):
             learns; None (or `"all"`) for the whole stream.
         target: `learn()`'s target: None, a number, `"scratch"`, or a list
             of one number per task of the stream (cut to the tuning tasks).
+            None by default here, unlike `learn()`: `"scratch"` trains a
+            full-size reference per task in every trial.
         max_growth_rounds: `learn()`'s bound on growth rounds.
         batch_size: training batch size.
         objective: `"accuracy"` or `"accuracy_size"`.
