@@ -44,11 +44,12 @@ def test_learn_writes_growth_size_selection_and_task_boundaries(tmp_path, fashio
     recorder = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: epoch_logs.append(dict(logs))
     )
-    # One stage per task (no fixed-mask stage), so that the axis below reads
-    # one epoch per task.
+    # One stage per task (no target: no growth rounds; no fixed-mask stage),
+    # so that the axis below reads one epoch per task.
     method = kg.methods.GROWN.from_model(model, fixed_mask_epochs=0)
     result = kg.learn(
-        method, list(fashion_stream)[:2], epochs=1, callbacks=[monitor, recorder], batch_size=64
+        method, list(fashion_stream)[:2], epochs=1, target=None, callbacks=[monitor, recorder],
+        batch_size=64,
     )
     read = read_events(tmp_path / "growth")
     # One step per epoch and one per finished task, on one axis: 0 = task 0's
