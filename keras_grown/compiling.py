@@ -32,10 +32,13 @@ def compile_with(model, settings):
         keras.Model.compile(model, **settings)
         # Between tasks nothing trains: the optimizers hold no slots (a
         # model saved there loads whatever the next task computes).
-        scores = planning.score_variables(model) if model.current_task is not None else []
+        # (The storage variables are created trainable: before the first
+        # task, slots for them would be full-capacity copies for nothing.)
+        learning = model.current_task is not None
+        scores = planning.score_variables(model) if learning else []
         score_ids = {id(v) for v in scores}
         model.optimizer.build(
-            [v for v in model.trainable_variables if id(v) not in score_ids]
+            [v for v in model.trainable_variables if id(v) not in score_ids] if learning else []
         )
         model.mask_optimizer = masks.ScoreAdam(model.mask_learning_rate, name="mask_optimizer")
         model.mask_optimizer.build(scores)

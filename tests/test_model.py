@@ -163,6 +163,31 @@ def test_add_task_recompiles_with_the_same_settings_and_a_fresh_optimizer(fashio
     assert int(model.optimizer.iterations.numpy()) == 0
 
 
+def _slots(optimizer):
+    """The optimizer's per-variable state (Keras keeps its counters as scalars)."""
+    return [v for v in optimizer.variables if len(v.shape) > 0]
+
+
+def test_optimizers_hold_no_full_capacity_slots_between_tasks(fashion_stream):
+    # Before a task (and after one) nothing trains: slots there would be
+    # copies of the full-capacity storage (about 95 MiB on LeNet-5) for nothing.
+    model = kg.GrownModel("lenet5", seed=5)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert _slots(model.optimizer) == [] and _slots(model.mask_optimizer) == []
+    task = fashion_stream[0]
+    model.add_task(task.train)
+    # While a task trains: one slot pair per trainable variable of the task
+    # (the plans' working variables, heads, ...), none for the storage.
+    storage = {id(v) for layer in model.grown_layers for v in (
+        layer.free_kernel, layer.selective_score, layer.attentive_score, layer.grown_score)}
+    trained = [v for v in model.trainable_variables if id(v) not in storage]
+    assert len(trained) == len(model.trainable_variables)
+    assert len(_slots(model.optimizer)) + len(_slots(model.mask_optimizer)) == 2 * len(trained)
+    model.fit(_train(task).take(1), epochs=1, verbose=0)
+    model.finish_task()
+    assert _slots(model.optimizer) == [] and _slots(model.mask_optimizer) == []
+
+
 def test_uncompiled_model_gets_adam_and_accuracy(fashion_stream):
     model = kg.GrownModel("lenet5", seed=6)
     model.add_task(fashion_stream[0].train)

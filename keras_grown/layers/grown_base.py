@@ -226,10 +226,10 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         """Re-initializes the mask scores for a new task."""
         self.attentive_fixed = False
         shape = self.selective_score.shape
-        self.selective_score.assign(np.full(shape, self.selective_init, "float32"))
-        self.attentive_score.assign(np.full(shape, self.attentive_init, "float32"))
+        self.selective_score.assign(ops.full(shape, self.selective_init, dtype="float32"))
+        self.attentive_score.assign(ops.full(shape, self.attentive_init, dtype="float32"))
         self.grown_score.assign(
-            np.full(self.grown_score.shape, self.grown_init, "float32")
+            ops.full(self.grown_score.shape, self.grown_init, dtype="float32")
         )
 
     def reset_dormant_grown_scores(self):
@@ -495,9 +495,12 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         active = ops.convert_to_numpy(self.active) > 0
         grown = output_on & ~active
         owner = np.where(taken, task + 1, owner).astype("int32")
+        # In place: no third full-capacity copy (finish_task's peak memory).
         frozen = ops.convert_to_numpy(self.frozen_kernel)
-        free = ops.convert_to_numpy(self.free_kernel)
-        frozen = np.where(taken[(None,) * len(self.kernel_spatial_shape)], free, frozen)
+        np.copyto(
+            frozen, ops.convert_to_numpy(self.free_kernel),
+            where=taken[(None,) * len(self.kernel_spatial_shape)],
+        )
         self.frozen_kernel.assign(frozen)
         self.owner.assign(owner)
         self.active.assign((active | grown).astype("float32"))

@@ -141,14 +141,14 @@ class TrainingPlan:
             (layer.selective_score, self.kernel_score, owned),
             (layer.attentive_score, self.kernel_score, ~owned),
         ):
-            full = np.array(ops.convert_to_numpy(storage), copy=True)
+            full = ops.convert_to_numpy(storage)  # a fresh, writable copy
             value = ops.convert_to_numpy(working)
             if where is not None:
                 # The two score stores meet here: each keeps its own kernels.
                 value = np.where(where, value, full[..., rows, cols])
             full[..., rows, cols] = value
             storage.assign(full)
-        grown = np.array(ops.convert_to_numpy(layer.grown_score), copy=True)
+        grown = ops.convert_to_numpy(layer.grown_score)
         grown[self.out_index] = ops.convert_to_numpy(self.grown_score)
         layer.grown_score.assign(grown)
         self.ahead = False
