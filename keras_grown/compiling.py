@@ -42,6 +42,27 @@ def compile_with(model, settings):
         )
         model.mask_optimizer = masks.ScoreAdam(model.mask_learning_rate, name="mask_optimizer")
         model.mask_optimizer.build(scores)
+        if learning:
+            _build_compiled_metrics(model)
+
+
+def _build_compiled_metrics(model):
+    """Creates the variables of the compiled loss and metrics now, eagerly.
+
+    Keras creates them in the first traced train (or test) step, and a
+    `tf.function` whose first trace creates variables is traced a second
+    time: every new model (a Scratch reference, each network of Scratch)
+    paid two traces of its train step (about a second each for LeNet-5)
+    for its first `fit()`. Labels are integer class indices (`add_task()`
+    checks it), so a batch of one with the task's classes resolves
+    `"accuracy"` to the metric the real batches would.
+    """
+    num_classes = model._tasks[model.current_task]["num_classes"]
+    y_true = ops.zeros((1,), "int32")
+    y_pred = ops.full((1, num_classes), 1.0 / num_classes, dtype="float32")
+    for compiled in (model._compile_loss, model._compile_metrics):
+        if compiled is not None and not compiled.built:
+            compiled.build(y_true, y_pred)
 
 
 def recompile(model):
@@ -67,6 +88,9 @@ def recompile(model):
     # would list them a second time in `model.metrics`).
     with tracking.DotNotTrackScope():
         model._compile_loss, model._compile_metrics, model._loss_tracker = kept
+    if model.current_task is not None:
+        with model.distribute_strategy.scope():
+            _build_compiled_metrics(model)
 
 
 def move_optimizer_state(model, old_plans):
