@@ -24,8 +24,12 @@ class CompileSettings:
         self.arguments = None
 
 
-def compile_with(model, settings):
-    """`keras.Model.compile(**settings)`, then both optimizers (weights, scores), built."""
+def compile_with(model, settings, build_metrics=True):
+    """`keras.Model.compile(**settings)`, then both optimizers (weights, scores), built.
+
+    During a task, the compiled loss and metrics are built too, unless
+    `build_metrics=False` (the caller puts earlier ones back).
+    """
     # Both optimizers (and their slots) belong to the model's strategy:
     # add_task() recompiles outside any `strategy.scope()`.
     with model.distribute_strategy.scope():
@@ -42,7 +46,7 @@ def compile_with(model, settings):
         )
         model.mask_optimizer = masks.ScoreAdam(model.mask_learning_rate, name="mask_optimizer")
         model.mask_optimizer.build(scores)
-        if learning:
+        if learning and build_metrics:
             _build_compiled_metrics(model)
 
 
@@ -80,7 +84,7 @@ def recompile(model):
     with model.distribute_strategy.scope():
         if isinstance(optimizer, keras.optimizers.Optimizer):
             settings["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
-        compile_with(model, settings)
+        compile_with(model, settings, build_metrics=kept is None)
     if kept is None:
         model._inference_cache.functions.clear()
         return
