@@ -1,15 +1,19 @@
 """kg.learn() and `keras-grown run` end to end on real Fashion-MNIST slices."""
 
 import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_grown as kg
 from keras_grown import cli, methods
+
+from conftest import task_arrays
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,31 @@ def test_learn_with_scratch_target_uses_a_full_size_reference(small_stream):
     result = kg.learn(model, list(small_stream)[:1], epochs=1, target="scratch",
                       max_growth_rounds=0)
     assert 0.0 < result.targets[0] <= 1.0
+
+
+def test_learn_reads_each_tasks_input_pipeline_once(small_stream):
+    # add_task()'s check of the data reads it once; that pass fills the cache
+    # the Scratch reference (its own check and epochs), every epoch, the
+    # growth round and the fixed-mask stage then read. Before: 4 passes a task.
+    passes = []
+
+    def counted(task):
+        images, labels = task_arrays(task.train)
+
+        def generator():
+            passes.append(task.name)
+            yield from zip(images, labels)
+
+        train = tf.data.Dataset.from_generator(generator, output_signature=(
+            tf.TensorSpec(images.shape[1:], tf.float32), tf.TensorSpec((), tf.int32)))
+        return dataclasses.replace(task, train=train)
+
+    stream = [counted(task) for task in list(small_stream)[:2]]
+    kg.set_seed(0)
+    result = kg.learn(kg.GrownModel("lenet5", seed=0), stream, epochs=2, target="scratch",
+                      max_growth_rounds=1)
+    assert passes == [stream[0].name, stream[1].name]
+    assert result.accuracy.backward_transfer() == 0.0
 
 
 @pytest.mark.parametrize(
