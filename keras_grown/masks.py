@@ -124,6 +124,14 @@ def _straight_through(logit, threshold, temperature):
     the forward pass is a comparison (no sigmoid, no adds), and the backward
     pass computes the soft sample once. The value and the gradient are those
     of the longer form.
+
+    At the default temperature 1 the backward pass skips the two divisions
+    by 1 (bitwise the same gradient, two element-wise passes fewer over
+    every learned mask: `test_straight_through_gradient_is_the_sigmoid_derivative`).
+    TensorFlow's fused `SigmoidGrad` would save two more, but it rounds
+    `dy * (s * (1 - s))` where this computes `(dy * s) * (1 - s)`: a third of
+    the gradients differ in the last bit, which would move every seeded
+    result of record, for about 2 % of a LeNet-5 step (measured): not used.
     """
 
     @tf.custom_gradient
@@ -131,6 +139,9 @@ def _straight_through(logit, threshold, temperature):
         hard = tf.cast(threshold > 0, logit.dtype)
 
         def gradient(upstream):
+            if temperature == 1.0:
+                soft = tf.sigmoid(logit)
+                return upstream * soft * (1.0 - soft), None
             soft = tf.sigmoid(logit / temperature)
             return upstream * soft * (1.0 - soft) / temperature, None
 

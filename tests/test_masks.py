@@ -30,6 +30,27 @@ def test_straight_through_gradient_is_the_soft_gradient():
 
 
 @pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
+def test_straight_through_gradient_is_the_sigmoid_derivative(graph):
+    """At temperature 1 the backward pass (no divisions) is bitwise `up * s * (1 - s) / T`."""
+    temperature = 1.0
+    rng = np.random.default_rng(0)
+    score = tf.Variable(rng.normal(2.0, 3.0, (301, 517)).astype("float32"))
+    upstream = tf.constant(rng.normal(0.0, 1.0, (301, 517)).astype("float32"))
+
+    def both():
+        with tf.GradientTape() as tape:
+            hard = masks.straight_through_gumbel_sigmoid(score, temperature, seed=5)
+            total = tf.reduce_sum(hard * upstream)
+        logit = score + masks.logistic_noise(score.shape, 5)
+        soft = tf.sigmoid(logit / temperature)
+        return tape.gradient(total, score), upstream * soft * (1.0 - soft) / temperature
+
+    fused, unfused = tf.function(both)() if graph else both()
+    np.testing.assert_array_equal(fused.numpy(), unfused.numpy())
+    assert np.count_nonzero(fused.numpy()) > 0.9 * fused.shape.num_elements()
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
 def test_logistic_noise_is_the_logit_of_tensorflows_philox_uniform(graph):
     """The one-op key derivation draws exactly what `stateless_uniform(alg="philox")` draws."""
     from keras.src.random.seed_generator import draw_seed
