@@ -4,7 +4,8 @@ TensorFlow does not give back all the memory a trained Keras model used
 (measured: a plain Keras model of 15M weights keeps about 190 MB per
 fit() after it is deleted, `clear_session()` and `gc.collect()`), so a
 long-lived pytest worker that trains hundreds of models grows until the
-machine swaps. One process per test file bounds that; files run in
+machine swaps. One process per test file bounds that (a few short files
+that train little share one); files run in
 parallel (longest first) to use the cores.
 
     python scripts/run_tests.py [-j 2] [pytest arguments ...] [test files or folders]
@@ -22,20 +23,35 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-# Files known to take longest go first, so the pool ends evenly.
+# Files known to take longest go first, so the pool ends evenly (measured
+# 2026-12-01 on 2 cores: test_learning.py about 5 minutes, test_checkpoint.py
+# and test_model.py 3, the rest under 2).
 LONGEST_FIRST = (
-    "test_model.py",
-    "test_methods.py",
-    "test_checkpoint.py",
-    "test_bad_inputs.py",
     "test_learning.py",
-    "test_benchmarks.py",
+    "test_model.py",
+    "test_checkpoint.py",
+    "test_methods.py",
+    "test_transactions.py",
     "test_export.py",
     "test_bench.py",
-    "test_tuning.py",
     "test_recipes.py",
+    "test_tuning.py",
+    "test_bad_inputs.py",
+    "test_benchmarks.py",
+    "test_compact_training.py",
+    "test_datasets.py",
     "test_callbacks.py",
     "test_xla_distribute.py",
+)
+
+# Short files that train little share one process (each process pays about
+# 6 s importing TensorFlow); they run last, together.
+SHARED_PROCESS = (
+    "test_semantics.py",
+    "test_masks.py",
+    "test_layers.py",
+    "test_evaluation.py",
+    "test_layout.py",
 )
 
 
@@ -52,13 +68,18 @@ def main(argv=None):
         files += sorted(path.glob("test_*.py")) if path.is_dir() else [path]
     order = {name: i for i, name in enumerate(LONGEST_FIRST)}
     files.sort(key=lambda f: (order.get(f.name, len(order)), f.name))
+    shared = [f for f in files if f.name in SHARED_PROCESS]
+    groups = [[f] for f in files if f.name not in SHARED_PROCESS]
+    if shared:
+        groups.append(shared)
     started = time.monotonic()
 
-    def run(path):
+    def run(paths):
         begin = time.monotonic()
+        path = paths[0] if len(paths) == 1 else Path(" + ".join(p.name for p in paths))
         completed = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *pytest_args,
-             str(path)],
+             *map(str, paths)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         seconds = time.monotonic() - begin
@@ -68,17 +89,19 @@ def main(argv=None):
         ok = completed.returncode in (0, 5)
         if args.log_dir:
             os.makedirs(args.log_dir, exist_ok=True)
-            Path(args.log_dir, path.name + ".log").write_text(completed.stdout)
+            name = paths[0].name if len(paths) == 1 else "shared-process"
+            Path(args.log_dir, name + ".log").write_text(completed.stdout)
         print(f"{'ok  ' if ok else 'FAIL'} {path} ({seconds:.0f} s): {summary}", flush=True)
         return path, ok, completed.stdout
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(run, files))
+        results = list(pool.map(run, groups))
     failed = [(path, output) for path, ok, output in results if not ok]
     for path, output in failed:
         print(f"\n===== {path} =====\n{output}")
     minutes = (time.monotonic() - started) / 60
-    print(f"\n{len(files) - len(failed)} of {len(files)} test files passed in {minutes:.1f} min")
+    failed_files = sum(len(str(path).split(" + ")) for path, _ in failed)
+    print(f"\n{len(files) - failed_files} of {len(files)} test files passed in {minutes:.1f} min")
     return 1 if failed else 0
 
 

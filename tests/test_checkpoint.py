@@ -68,38 +68,50 @@ def _assert_same_run(a, b):
     ids=["grown", "ewc"],
 )
 def test_resume_after_a_crash_inside_a_task_is_bitwise(make, three_tasks, tmp_path):
+    # The default loop (Scratch reference, growth rounds, fixed-mask stage),
+    # interrupted inside the second task, resumed from the first's checkpoint.
+    tasks = three_tasks[:2]
     settings = dict(epochs=1, batch_size=32, seed=3)
-    reference = kg.learn(make(), three_tasks, checkpoint_dir=str(tmp_path / "a"), **settings)
+    reference = kg.learn(make(), tasks, checkpoint_dir=str(tmp_path / "a"), **settings)
     with pytest.raises(Interrupt):
-        kg.learn(make(), three_tasks, checkpoint_dir=str(tmp_path / "b"),
-                 callbacks=[InterruptAt(task=2)], **settings)
-    assert checkpoint.list_checkpoints(str(tmp_path / "b")) == ["task-0001", "task-0002"]
-    resumed = kg.learn(make(), three_tasks, checkpoint_dir=str(tmp_path / "b"), resume=True,
+        kg.learn(make(), tasks, checkpoint_dir=str(tmp_path / "b"),
+                 callbacks=[InterruptAt(task=1)], **settings)
+    assert checkpoint.list_checkpoints(str(tmp_path / "b")) == ["task-0001"]
+    saved = checkpoint.load_checkpoint(str(tmp_path / "b"))[0]["result"]
+    resumed = kg.learn(make(), tasks, checkpoint_dir=str(tmp_path / "b"), resume=True,
                        **settings)
     _assert_same_run(reference, resumed)
-    # Only the last two checkpoints are kept.
-    assert checkpoint.list_checkpoints(str(tmp_path / "b")) == ["task-0002", "task-0003"]
+    # The first task was restored, not trained again (its time is the crashed run's).
+    assert resumed.time_per_task[0] == saved["time_per_task"][0]
+    assert resumed.time_per_task[0] != reference.time_per_task[0]
+    assert checkpoint.list_checkpoints(str(tmp_path / "b")) == ["task-0001", "task-0002"]
 
 
 def test_resume_of_a_finished_run_trains_nothing(three_tasks, tmp_path):
-    settings = dict(epochs=1, batch_size=32, seed=0, checkpoint_dir=str(tmp_path))
-    reference = kg.learn(_grown(), three_tasks[:2], **settings)
-    again = kg.learn(_grown(), three_tasks[:2], resume=True, **settings)
+    # target=None (no Scratch reference, no growth rounds): what is under
+    # test is the checkpoint, and the crash test above covers the default loop.
+    settings = dict(epochs=1, batch_size=32, seed=0, checkpoint_dir=str(tmp_path), target=None)
+    reference = kg.learn(_grown(), three_tasks, **settings)
+    # Only the last two checkpoints are kept.
+    assert checkpoint.list_checkpoints(str(tmp_path)) == ["task-0002", "task-0003"]
+    again = kg.learn(_grown(), three_tasks, resume=True, **settings)
     _assert_same_run(reference, again)
     assert again.time_per_task == reference.time_per_task  # restored, not re-measured
 
 
 def test_resume_refuses_a_checkpoint_of_another_run(three_tasks, tmp_path):
-    kg.learn(_grown(), three_tasks[:1], epochs=1, batch_size=32, checkpoint_dir=str(tmp_path))
+    kg.learn(_grown(), three_tasks[:1], epochs=1, batch_size=32, checkpoint_dir=str(tmp_path),
+             target=None)
     with pytest.raises(checkpoint.CheckpointError, match="epochs differ"):
         kg.learn(_grown(), three_tasks[:1], epochs=2, batch_size=32,
-                 checkpoint_dir=str(tmp_path), resume=True)
+                 checkpoint_dir=str(tmp_path), resume=True, target=None)
     with pytest.raises(ValueError, match="needs checkpoint_dir"):
         kg.learn(_grown(), three_tasks[:1], resume=True)
 
 
 def _two_checkpoints(three_tasks, directory):
-    kg.learn(_grown(), three_tasks[:2], epochs=1, batch_size=32, checkpoint_dir=directory)
+    kg.learn(_grown(), three_tasks[:2], epochs=1, batch_size=32, checkpoint_dir=directory,
+             target=None)
     return [os.path.join(directory, n) for n in checkpoint.list_checkpoints(directory)]
 
 

@@ -135,7 +135,6 @@ def _learn_and_report(args, strategy):
     import keras_grown as kg
     from keras_grown.learning import learn, scratch_baseline, set_seed
 
-    os.makedirs(args.out, exist_ok=True)
     set_seed(args.seed)
     stream = _stream(args)
     if args.backbone is None:
@@ -151,6 +150,8 @@ def _learn_and_report(args, strategy):
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   jit_compile=bool(args.jit_compile))
+    # Only once the stream and the model are built: a bad setting leaves no folder.
+    os.makedirs(args.out, exist_ok=True)
     callbacks = []
     if args.tensorboard:
         # One step axis across tasks (Keras' TensorBoard restarts it at every fit).
