@@ -38,15 +38,15 @@ LONGEST_FIRST = (
     "test_tuning.py",
     "test_bad_inputs.py",
     "test_benchmarks.py",
-    "test_compact_training.py",
-    "test_datasets.py",
-    "test_callbacks.py",
     "test_xla_distribute.py",
 )
 
 # Short files that train little share one process (each process pays about
 # 6 s importing TensorFlow); they run last, together.
 SHARED_PROCESS = (
+    "test_compact_training.py",
+    "test_datasets.py",
+    "test_callbacks.py",
     "test_semantics.py",
     "test_masks.py",
     "test_layers.py",
