@@ -76,7 +76,7 @@ def main(argv=None):
 
     def run(paths):
         begin = time.monotonic()
-        path = paths[0] if len(paths) == 1 else Path(" + ".join(p.name for p in paths))
+        label = str(paths[0]) if len(paths) == 1 else " + ".join(p.name for p in paths)
         completed = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *pytest_args,
              *map(str, paths)],
@@ -91,16 +91,16 @@ def main(argv=None):
             os.makedirs(args.log_dir, exist_ok=True)
             name = paths[0].name if len(paths) == 1 else "shared-process"
             Path(args.log_dir, name + ".log").write_text(completed.stdout)
-        print(f"{'ok  ' if ok else 'FAIL'} {path} ({seconds:.0f} s): {summary}", flush=True)
-        return path, ok, completed.stdout
+        print(f"{'ok  ' if ok else 'FAIL'} {label} ({seconds:.0f} s): {summary}", flush=True)
+        return paths, label, ok, completed.stdout
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(run, groups))
-    failed = [(path, output) for path, ok, output in results if not ok]
-    for path, output in failed:
-        print(f"\n===== {path} =====\n{output}")
+    failed = [(paths, label, output) for paths, label, ok, output in results if not ok]
+    for _, label, output in failed:
+        print(f"\n===== {label} =====\n{output}")
     minutes = (time.monotonic() - started) / 60
-    failed_files = sum(len(str(path).split(" + ")) for path, _ in failed)
+    failed_files = sum(len(paths) for paths, _, _ in failed)
     print(f"\n{len(files) - failed_files} of {len(files)} test files passed in {minutes:.1f} min")
     return 1 if failed else 0
 
