@@ -177,9 +177,12 @@ def main(argv=None):
         ),
         "",
         f"- Train time of the last quarter of the tasks over the first quarter (task 1, "
-        f"which also traces the first steps, left out): {growth:.2f}x. The allocated width "
-        "is fixed, so the compute of a step does not grow with t; the model size does "
-        f"({last['size'][0]:.2f}x -> {last['size'][-1]:.2f}x).",
+        f"which also traces the first steps, left out): {growth:.2f}x. A step computes the "
+        "channels the task can use (its active ones, which include what earlier tasks own), "
+        "not the allocated pool, so its cost follows the mean active width "
+        f"({last['width'][0]:.2f} -> {last['width'][-1]:.2f}), which grows with the model "
+        f"size ({last['size'][0]:.2f}x -> {last['size'][-1]:.2f}x) until the capacity is "
+        "taken; the times of single tasks vary with the noise of a shared machine.",
         "- The accuracy column is context, not a result: this budget (one epoch of a small "
         "training set) measures time; on 10-class tasks GROWN's noisy masks learn slower in "
         "the first steps than a plain network does.",
