@@ -28,8 +28,9 @@ from pathlib import Path
 # free, so the pool ends evenly (longest-processing-time-first). Measured
 # 2026-12-01 late evening on 2 cores: test_learning.py 201 s, test_model.py
 # 154 s, test_checkpoint.py 111 s, test_methods.py 106 s, test_transactions.py
-# 96 s, test_tuning.py 86 s, the shared process 84 s, the rest 79 s and less.
-# Before, the shared process ran last: 643 s against 611 s in this order.
+# 96 s, test_tuning.py 86 s, the shared process 84 s, the rest 79 s and less
+# (one run; a file's time moves by up to a third between runs). Before, the
+# shared process ran last: 643 s against 611 s in this order, simulated.
 SHARED = "(shared process)"
 LONGEST_FIRST = (
     "test_learning.py",
@@ -80,8 +81,7 @@ def main(argv=None):
         groups.append(shared)
     # Longest first, the shared process at its own place (files not listed last).
     groups.sort(key=lambda paths: order.get(
-        SHARED if len(paths) > 1 or paths[0].name in SHARED_PROCESS else paths[0].name,
-        len(order),
+        SHARED if paths[0].name in SHARED_PROCESS else paths[0].name, len(order)
     ))
     started = time.monotonic()
 
