@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_grown import validation
+from keras_grown.schedule import GrowWhenNecessary
 from keras_grown.transaction import ValueSnapshot
 
 
@@ -22,9 +23,11 @@ def with_guards(callbacks):
     """fit()'s callbacks: `StopOnNaN` first, after `StoreWorking` when the user gave any."""
     # Callbacks of the user's may read the storage: write the working
     # variables back at every epoch end for them (and not otherwise: it
-    # copies the full-capacity storage).
-    internal = [StoreWorking()] if callbacks else []
-    return internal + [StopOnNaN()] + list(callbacks or [])
+    # copies the full-capacity storage). The growth schedule reads none.
+    callbacks = list(callbacks or [])
+    readers = [c for c in callbacks if not isinstance(c, GrowWhenNecessary)]
+    internal = [StoreWorking()] if readers else []
+    return internal + [StopOnNaN()] + callbacks
 
 
 def fit_state(model):
@@ -58,12 +61,17 @@ def all_or_nothing(model):
     """
     plans = model._plans()
     saved = ValueSnapshot(fit_state(model), model.fit_snapshot_memory_limit)
+    model._fit_undo = None
     model._in_fit = True
     for plan in plans:
         plan.ahead = True
     try:
         yield
     except Exception as error:
+        if model._fit_undo is not None:
+            # The growth schedule changed the phase: first the plans,
+            # optimizers, flags and storage of before its first change.
+            model._fit_undo.restore()
         saved.restore()
         for plan in plans:
             plan.store()  # the storage's on-part as it was before fit()
@@ -85,6 +93,9 @@ def all_or_nothing(model):
         raise
     finally:
         model._in_fit = False
+        if model._fit_undo is not None:
+            model._fit_undo.discard()
+            model._fit_undo = None
         saved.discard()
 
 

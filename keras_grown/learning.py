@@ -121,7 +121,7 @@ def _full_size_twin(model):
     config.update(
         name="scratch_reference", seed_ratio=1.0, capacity=1.0, selective_mask=False,
         attentive_mask=False, learnable_growth=False, tasks=[], growth_enabled=False,
-        selected_task=None,
+        selected_task=None, growth_schedule=None, manual_control=False,
     )
     # Trained under the same tf.distribute strategy as the model it stands for.
     with model.distribute_strategy.scope():
@@ -192,8 +192,12 @@ class TaskRun:
     max_growth_rounds: int
     fit_kwargs: dict
 
-    def fit(self, model, epochs):
-        return model.fit(self.train, validation_data=self.val, epochs=epochs, **self.fit_kwargs)
+    def fit(self, model, epochs, schedule=None):
+        """`model.fit()` on the task; `schedule` (a `GrowWhenNecessary`) joins the callbacks."""
+        kwargs = dict(self.fit_kwargs)
+        if schedule is not None:
+            kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [schedule]
+        return model.fit(self.train, validation_data=self.val, epochs=epochs, **kwargs)
 
     def val_accuracy(self, model):
         return _accuracy(model, self.val)

@@ -55,6 +55,7 @@ def start_task(model, num_classes, grow):
         grow = index == 0
     model._growth = bool(grow) and model.learnable_growth and has_dormant_channels(model)
     model._masks_fixed = False
+    model._manual = False
     model._select(index)
     model._recompile()
     return index
@@ -104,6 +105,7 @@ def finish_task(model, task):
     model._tasks[task]["finished"] = True
     model._growth = False
     model._masks_fixed = False
+    model._manual = False
     model._select(task)
     if getattr(model, "optimizer", None) is not None:
         # The task's optimizer state has no further use: drop its slots.

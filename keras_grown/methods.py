@@ -113,6 +113,9 @@ class Method:
         # No backbone named: the one that takes these images (lenet5, or
         # lenet_small for images smaller than 16x16).
         settings.setdefault("backbone", backbones.default_backbone(input_shape))
+        # Only GROWN's fit() grows by itself (its schedule); the other
+        # methods train each stage in the state they set.
+        settings.setdefault("growth_schedule", "auto" if self.uses_target else None)
         model = GrownModel(input_shape=input_shape, **settings)
         if self.optimizer is None:
             optimizer = keras.optimizers.Adam(self.learning_rate)
@@ -274,30 +277,29 @@ class GROWN(Method):
         if self._wrapped is not None:
             self._wrapped = self.models[0]
 
+    def schedule_for(self, model, run, target):
+        """The `GrowWhenNecessary` that trains one task: the model's own settings, with
+        `learn()`'s target, growth rounds and this method's fixed-mask epochs."""
+        from keras_grown.schedule import GrowWhenNecessary
+
+        own = model.growth_schedule
+        config = own.get_config() if own is not None else GrowWhenNecessary().get_config()
+        config.update(target=target, max_growth_rounds=run.max_growth_rounds)
+        if self.fixed_mask_epochs is not None:
+            config.update(fixed_mask_epochs=self.fixed_mask_epochs)
+        return GrowWhenNecessary(**config)
+
     def train_task(self, run, model, index, task, target=None):
-        # The first task always trains the seed with growth on (the paper);
-        # with no target, one joint stage where the l0 penalty decides.
-        grow_now = (index == 0 or target is None) and model.learnable_growth
+        # One fit() per task: the first task trains the seed with growth on
+        # from the start (the paper); later ones pick and reuse first, then
+        # grow when necessary and end under the fixed masks, as decided by
+        # the growth schedule at epoch boundaries (`GrowWhenNecessary`).
+        grow_now = index == 0 and model.learnable_growth
         self.add_task(model, task, grow=grow_now)
-        run.fit(model, run.epochs)
-        rounds = 0
-        if target is not None and model.learnable_growth:
-            # Stage 2: expand only while below the target.
-            while rounds < run.max_growth_rounds and run.val_accuracy(model) < target:
-                try:
-                    model.grow()
-                except ValueError:  # the capacity is spent
-                    break
-                run.fit(model, run.growth_epochs)
-                rounds += 1
-        epochs = run.epochs if self.fixed_mask_epochs is None else self.fixed_mask_epochs
-        if epochs:
-            # Stage 3: train the weights under the hard masks finish_task()
-            # stores (no noise, no mask update), as PackNet re-trains after
-            # pruning.
-            model.fix_masks()
-            run.fit(model, epochs)
-        return rounds
+        schedule = self.schedule_for(model, run, target)
+        run.fit(model, run.epochs, schedule=schedule)
+        self.last_phases = list(schedule.phases)
+        return schedule.growth_rounds - (1 if grow_now else 0)
 
 
 class GrowOnly(Method):

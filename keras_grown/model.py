@@ -8,13 +8,14 @@ from keras import ops
 
 from keras_grown import backbones as backbones_lib
 from keras_grown import (
-    compiling, distribution, export, fit_guard, lifecycle, planning, sizing, validation,
+    compiling, distribution, export, fit_guard, lifecycle, planning, schedule, sizing,
+    validation,
 )
 from keras_grown.inference_cache import InferenceCache
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin
 # Re-exported: `from keras_grown.model import ModelSize` (and L0_SCOPES) keeps working.
 from keras_grown.sizing import L0_SCOPES, ModelSize, TaskSummary  # noqa: F401
-from keras_grown.transaction import public_call
+from keras_grown.transaction import Transaction, public_call
 
 
 @keras.saving.register_keras_serializable(package="keras_grown")
@@ -102,6 +103,13 @@ class GrownModel(keras.Model):
             path (the training-time computation, hardened).
         seed: seed of the Gumbel noise (with `keras.utils.set_random_seed`
             for the rest).
+        growth_schedule: what decides, inside `fit()`, when the task grows
+            and when its masks are fixed: `"auto"` (the default,
+            `kg.callbacks.GrowWhenNecessary()`: pick and reuse, grow when
+            necessary, fixed masks for the last epochs, all in one `fit()`),
+            a `GrowWhenNecessary(...)` of your settings, or None (`fit()`
+            trains in the state you set with `grow()` and `fix_masks()`).
+            A schedule among `fit()`'s callbacks replaces it for that call.
 
     Example:
 
@@ -142,13 +150,16 @@ class GrownModel(keras.Model):
         compact_training=True,
         mask_noise=True,
         seed=None,
+        growth_schedule="auto",
         tasks=(),
         growth_enabled=False,
         masks_fixed=False,
+        manual_control=False,
         selected_task=None,
         **kwargs,
     ):
         backbones_lib.get_backbone(backbone)  # an unknown backbone is refused first
+        growth_schedule = schedule.resolve(growth_schedule)
         input_shape = validation.check_model_settings(
             seed_ratio, capacity, l0_lambda, temperature, gumbel, mask_learning_rate, l0_scope,
             growth_candidates, input_shape,
@@ -192,6 +203,12 @@ class GrownModel(keras.Model):
         # always in memory).
         self.fit_snapshot_memory_limit = 256 * 2**20
         self.seed = seed
+        self.growth_schedule = growth_schedule
+        # True while the growth schedule changes the task's phase (its
+        # grow()/fix_masks() do not put the task under manual control).
+        self._schedule_acting = False
+        # What a fit() that changed phase puts back if it fails after.
+        self._fit_undo = None
 
         self.backbone = backbones_lib.build_backbone(
             backbone, input_shape, seed_ratio=self.seed_ratio, capacity=self.capacity,
@@ -224,9 +241,13 @@ class GrownModel(keras.Model):
         self._tasks = []
         self._growth = False
         self._masks_fixed = False
+        # grow(), fix_masks() or prune() called by hand on the current task:
+        # no growth schedule acts on it until the next add_task().
+        self._manual = False
         self._selected = None
         self.built = True
         lifecycle.restore_tasks(self, tasks, growth_enabled, masks_fixed, selected_task)
+        self._manual = bool(manual_control) and self.current_task is not None
 
     # ------------------------------------------------------------------ size
     def model_size(self):
@@ -339,11 +360,13 @@ class GrownModel(keras.Model):
         the l0 penalty. Calling it again starts another growth round: the
         dormant channels not selected so far get their initial score back.
         The optimizer state is kept (selective mask and released weights
-        keep training jointly).
+        keep training jointly). Called by hand, it puts the task under manual
+        control: no growth schedule acts on it in later `fit()` calls.
         """
         validation.check_can_grow(self)
         with self._transaction("grow()", [l.grown_score for l in self.grown_layers]):
             lifecycle.start_growth_round(self)
+            self._manual = self._manual or not self._schedule_acting
 
     def fix_masks(self):
         """Fixes the current task's masks at their hard values for the rest of the task.
@@ -355,18 +378,52 @@ class GrownModel(keras.Model):
         no channel switched on or off. A short fit in this state removes the
         difference between the noisy masks of training and the hard masks of
         inference, as PackNet's re-training after pruning does. `grow()`
-        lets the masks learn again.
+        lets the masks learn again. The growth schedule calls it inside
+        `fit()`; called by hand it puts the task under manual control.
         """
         validation.check_learning(self, "fix_masks()")
         with self._transaction("fix_masks()"):
             self._store_working()
             self._masks_fixed = True
             self._select(self.current_task)
+            self._manual = self._manual or not self._schedule_acting
 
     @property
     def masks_fixed(self):
         """Whether the current task's masks are fixed (`fix_masks()`)."""
         return self._masks_fixed
+
+    @property
+    def manual_control(self):
+        """Whether the current task is under manual control (`grow()`, `fix_masks()` or
+        `prune()` called by hand): no growth schedule acts on it."""
+        return self._manual
+
+    def _schedule_may_act(self):
+        """Whether a growth schedule may change the current task's phase in this fit()."""
+        return self.current_task is not None and not self._manual and not self._masks_fixed
+
+    def _scheduled_change(self, change):
+        """Runs `change` (`grow` or `fix_masks`) for the growth schedule, inside fit().
+
+        The first change of a fit() keeps what fit() must put back should it
+        fail later (the plans, optimizers and storage it replaces); after
+        the change the new plans' working variables are the ones training,
+        and the train step is traced again for them.
+        """
+        if self._in_fit and self._fit_undo is None:
+            storage = [v for layer in self.grown_layers
+                       for v in (layer.free_kernel, *layer.score_variables)]
+            self._fit_undo = Transaction(self, storage, limit=self.fit_snapshot_memory_limit)
+        self._schedule_acting = True
+        try:
+            change()
+        finally:
+            self._schedule_acting = False
+        if self._in_fit:
+            for plan in self._plans():
+                plan.ahead = True
+            self.make_train_function(force=True)
 
     def prune(self, ratio):
         """PackNet's magnitude pruning of the weights the current task trains.
@@ -382,6 +439,7 @@ class GrownModel(keras.Model):
         validation.check_prune(self, ratio)
         with self._transaction("prune()", [l.attentive_score for l in self.grown_layers]):
             result = lifecycle.prune(self, ratio)
+            self._manual = True
         return result
 
     def finish_task(self):
@@ -475,6 +533,12 @@ class GrownModel(keras.Model):
         )
         callbacks = arguments.get("callbacks")
         if callbacks is None or isinstance(callbacks, (list, tuple)):
+            callbacks = list(callbacks or [])
+            if self.growth_schedule is not None and not any(
+                isinstance(c, schedule.GrowWhenNecessary) for c in callbacks
+            ):
+                # Last: the callbacks before it see the epoch as it trained.
+                callbacks.append(self.growth_schedule)
             arguments["callbacks"] = fit_guard.with_guards(callbacks)
         self._load_working()
         with fit_guard.all_or_nothing(self):
@@ -680,8 +744,12 @@ class GrownModel(keras.Model):
             "mask_noise": self.mask_noise,
             "seed": self.seed,
             "tasks": [dict(t) for t in self._tasks],
+            "growth_schedule": (
+                None if self.growth_schedule is None else self.growth_schedule.get_config()
+            ),
             "growth_enabled": self._growth,
             "masks_fixed": self._masks_fixed,
+            "manual_control": self._manual,
             "selected_task": self._selected,
         }
 

@@ -1,0 +1,265 @@
+"""Growth inside one `fit()`: the `GrowWhenNecessary` schedule.
+
+GROWN's stages (pick and reuse, expand only if needed, train under the kept
+masks) are decisions, not separate trainings. `GrowWhenNecessary` takes them
+at epoch boundaries of the user's own `fit()`, as tfmot's `UpdatePruningStep`
+drives a pruning schedule: the train function is traced again in place when
+the trained part changes (a growth round adds candidate channels; fixing the
+masks drops the candidates that stayed off), not a new `fit()` per stage.
+
+`GrownModel.fit()` uses the model's `growth_schedule` (a `GrowWhenNecessary()`
+by default) unless a schedule is among the callbacks passed. The schedule
+only acts on a task left to it: after `grow()`, `fix_masks()` or `prune()`
+the task is under manual control until the next `add_task()`.
+"""
+
+import math
+import numbers
+import warnings
+
+import keras
+
+from keras_grown.sizing import has_dormant_channels
+
+# The share of a fit()'s epochs trained under the fixed masks, by default.
+FIXED_MASK_SHARE = 0.2
+
+
+@keras.saving.register_keras_serializable(package="keras_grown")
+class GrowWhenNecessary(keras.callbacks.Callback):
+    """Grows the task being learned inside one `fit()` when it needs it, then fixes its masks.
+
+    One `fit(epochs=E)` of a `GrownModel` runs GROWN's stages one after the
+    other, each ended at an epoch boundary:
+
+    1. **Pick and reuse** (growth off; the first task starts growing
+       instead): the selective mask picks old weights, released weights
+       train. It ends when `monitor` stops improving (Keras' `EarlyStopping`
+       semantics: no gain above `min_delta` for `patience` epochs) or after
+       `reuse_epochs` epochs.
+    2. **Expand, only if needed**: with `target=None`, when the task
+       underfits (its training accuracy in the phase's last epoch is below
+       `fit_accuracy`: the masks cannot fit the task's own data with the
+       capacity it has); with a number, when the best `monitor` of the
+       phase is below it. A growth round is learnable sparse growth: the l0
+       penalty decides how many candidate channels the task keeps. A growth round ends like a
+       phase; another round follows while one is needed, the last one paid
+       (raised the best `monitor` by more than `min_delta`), fewer than
+       `max_growth_rounds` ran and capacity is left.
+    3. **Fixed masks** (`GrownModel.fix_masks()`): the last
+       `fixed_mask_epochs` epochs (and every epoch after an earlier decision
+       not to grow) train the weights under exactly the masks
+       `finish_task()` stores. With more than one such epoch the fit stops
+       when `monitor` stops improving there (`model.stop_training`).
+
+    Each change stores the training state, re-plans the computed channels,
+    moves the optimizers' state over and traces the train step again; the
+    epochs keep their count, so a 5-epoch fit trains 5 epochs or fewer.
+    Without validation data a `val_` monitor falls back to the training
+    metric of the same name.
+
+    Args:
+        target: None (grow while the task underfits, see `fit_accuracy`;
+            the default), or an accuracy in (0, 1]: grow while `monitor` is
+            below it (e.g. `kg.scratch_reference(model, task)`, the paper's).
+        fit_accuracy: with `target=None`, the training accuracy below which
+            a phase's task needs to grow, in (0, 1].
+        monitor: the log entry that measures the task (`"val_accuracy"`).
+        patience: epochs without improvement that end a phase, >= 1.
+        min_delta: the smallest change of `monitor` that counts as an
+            improvement, >= 0.
+        max_growth_rounds: growth rounds per `fit()` at most, >= 0 (the
+            first task's growth from the start counts as one).
+        reuse_epochs: epochs of the pick-and-reuse phase at most. None:
+            half the epochs before the fixed-mask phase, rounded up.
+        fixed_mask_epochs: epochs trained under the fixed masks at the end.
+            None: a fifth of the fit's epochs, rounded, at least 1 (0 for a
+            one-epoch fit).
+
+    Example:
+
+    ```python
+    model.add_task(task.train)
+    model.fit(train, validation_data=val, epochs=5,
+              callbacks=[kg.callbacks.GrowWhenNecessary(target=0.95)])
+    model.finish_task()
+    ```
+    """
+
+    def __init__(self, target=None, monitor="val_accuracy", patience=1, min_delta=0.0,
+                 max_growth_rounds=2, reuse_epochs=None, fixed_mask_epochs=None,
+                 fit_accuracy=0.98):
+        super().__init__()
+        if target is not None and (
+            isinstance(target, (str, bool)) or not isinstance(target, numbers.Real)
+            or not 0.0 < float(target) <= 1.0
+        ):
+            raise ValueError(
+                "GrowWhenNecessary(target=) takes None or an accuracy in (0, 1]; for the "
+                "paper's Scratch target, pass kg.scratch_reference(model, task). "
+                f"Received: target={target!r}"
+            )
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"monitor must be the name of a log entry. Received: {monitor!r}")
+        _check_int("patience", patience, 1)
+        _check_int("max_growth_rounds", max_growth_rounds, 0)
+        if reuse_epochs is not None:
+            _check_int("reuse_epochs", reuse_epochs, 0)
+        if fixed_mask_epochs is not None:
+            _check_int("fixed_mask_epochs", fixed_mask_epochs, 0)
+        if isinstance(fit_accuracy, bool) or not isinstance(fit_accuracy, numbers.Real) \
+                or not 0.0 < fit_accuracy <= 1.0:
+            raise ValueError(
+                f"fit_accuracy must be an accuracy in (0, 1]. Received: {fit_accuracy!r}"
+            )
+        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) \
+                or not min_delta >= 0:
+            raise ValueError(f"min_delta must be a number >= 0. Received: {min_delta!r}")
+        self.target = None if target is None else float(target)
+        self.monitor = monitor
+        self.patience = int(patience)
+        self.min_delta = float(min_delta)
+        self.max_growth_rounds = int(max_growth_rounds)
+        self.reuse_epochs = None if reuse_epochs is None else int(reuse_epochs)
+        self.fixed_mask_epochs = None if fixed_mask_epochs is None else int(fixed_mask_epochs)
+        self.fit_accuracy = float(fit_accuracy)
+        self.phases = []
+        self._active = False
+
+    def get_config(self):
+        return {
+            "target": self.target, "monitor": self.monitor, "patience": self.patience,
+            "min_delta": self.min_delta, "max_growth_rounds": self.max_growth_rounds,
+            "reuse_epochs": self.reuse_epochs, "fixed_mask_epochs": self.fixed_mask_epochs,
+            "fit_accuracy": self.fit_accuracy,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"GrowWhenNecessary({settings})"
+
+    # -- the plan of one fit() -------------------------------------------
+    def epochs_of(self, epochs):
+        """(pick-and-reuse budget, first fixed-mask epoch) of a fit of `epochs` epochs."""
+        if self.fixed_mask_epochs is not None:
+            fixed = min(self.fixed_mask_epochs, epochs - 1) if epochs > 1 else 0
+        else:
+            fixed = 0 if epochs < 2 else max(1, int(round(FIXED_MASK_SHARE * epochs)))
+        learning = epochs - fixed
+        reuse = math.ceil(learning / 2) if self.reuse_epochs is None else self.reuse_epochs
+        return reuse, learning
+
+    @property
+    def growth_rounds(self):
+        """Growth rounds of the last `fit()` (the first task's initial growth included)."""
+        return sum(1 for phase in self.phases if phase["phase"] == "grow")
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        self.phases = []
+        self._active = bool(getattr(model, "_schedule_may_act", lambda: False)())
+        if not self._active:
+            return
+        self._epochs = int(self.params.get("epochs") or 1)
+        self._reuse_budget, self._fix_at = self.epochs_of(self._epochs)
+        self._seen = 0
+        self._best_before = -math.inf
+        self._warned = False
+        self._start("grow" if model.growth_enabled else "reuse")
+
+    def _start(self, phase):
+        self.phases.append({"phase": phase, "start_epoch": self._seen, "best": -math.inf,
+                            "epochs": 0, "wait": 0})
+
+    def _value(self, logs):
+        logs = logs or {}
+        for key in (self.monitor, self.monitor[4:] if self.monitor.startswith("val_") else None):
+            if key is not None and logs.get(key) is not None:
+                return float(logs[key])
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"GrowWhenNecessary: the logs have no {self.monitor!r} (they have "
+                f"{sorted(logs)}); phases end on their epoch budgets only. Pass "
+                "validation_data= to fit(), or monitor= an entry of the logs.",
+                stacklevel=2,
+            )
+        return None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._active:
+            return
+        self._seen += 1
+        phase = self.phases[-1]
+        phase["epochs"] += 1
+        value = self._value(logs)
+        if (logs or {}).get("accuracy") is not None:
+            phase["train_accuracy"] = float(logs["accuracy"])
+        if value is not None:
+            if value > phase["best"] + self.min_delta or phase["best"] == -math.inf:
+                phase["best"], phase["wait"] = max(value, phase["best"]), 0
+            else:
+                phase["wait"] += 1
+        stalled = phase["wait"] >= self.patience
+        if phase["phase"] == "fixed":
+            if stalled and self._seen < self._epochs:
+                self.model.stop_training = True
+            return
+        if self._seen >= self._epochs:
+            return  # the fit ends here; finish_task() hardens the masks as they are
+        if self._seen >= self._fix_at:
+            self._fix()
+            return
+        if phase["phase"] == "reuse" and not (stalled or phase["epochs"] >= self._reuse_budget):
+            return
+        if phase["phase"] == "grow" and not stalled:
+            return
+        if self._should_grow(phase):
+            self._best_before = max(self._best_before, phase["best"])
+            self.model._scheduled_change(self.model.grow)
+            self._start("grow")
+        else:
+            self._fix()
+
+    def _should_grow(self, phase):
+        if self.growth_rounds >= self.max_growth_rounds:
+            return False
+        model = self.model
+        if not model.learnable_growth or not has_dormant_channels(model):
+            return False
+        if self.target is not None and phase["best"] >= self.target:
+            return False
+        if self.target is None and phase.get("train_accuracy", 0.0) >= self.fit_accuracy:
+            return False  # the task fits its own data: more capacity is not what it needs
+        if phase["phase"] == "grow" and len(self.phases) > 1:
+            # Another round only when this one paid.
+            return phase["best"] > self._best_before + self.min_delta
+        return True
+
+    def _fix(self):
+        self.model._scheduled_change(self.model.fix_masks)
+        self._start("fixed")
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")
+
+
+def resolve(schedule):
+    """A model's `growth_schedule` argument: "auto", None, a config dict or an instance."""
+    if schedule is None or isinstance(schedule, GrowWhenNecessary):
+        return schedule
+    if schedule == "auto":
+        return GrowWhenNecessary()
+    if isinstance(schedule, dict):
+        return GrowWhenNecessary.from_config(schedule)
+    raise ValueError(
+        "growth_schedule takes 'auto' (GrowWhenNecessary()), None (fit() trains in the "
+        "state you set: grow()/fix_masks() by hand) or a kg.callbacks.GrowWhenNecessary. "
+        f"Received: growth_schedule={schedule!r}"
+    )
