@@ -18,6 +18,7 @@ from keras_grown import layers  # noqa: E402
 from keras_grown import masks  # noqa: E402
 from keras_grown import methods  # noqa: E402
 from keras_grown import tuning  # noqa: E402
+from keras_grown import wsn  # noqa: E402  (registers methods.WSN / methods.get("wsn"))
 from keras_grown.export import export_all  # noqa: E402
 from keras_grown.learning import LearnResult, learn, set_seed  # noqa: E402
 from keras_grown.model import GrownModel, ModelSize, TaskSummary  # noqa: E402

@@ -32,7 +32,10 @@ In both forms `g0 - g1` (difference of two standard Gumbels) has the logistic
 distribution, which is how it is sampled.
 """
 
+import math
+
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 from keras.src.random.seed_generator import draw_seed
@@ -168,6 +171,75 @@ def _straight_through(logit, threshold, temperature):
         return hard, gradient
 
     return sample(tf.convert_to_tensor(logit), tf.convert_to_tensor(threshold))
+
+
+def top_fraction_count(size, fraction):
+    """How many of `size` entries the top-`fraction` rule keeps: `round(fraction * size)`, >= 1."""
+    return max(1, min(int(size), int(math.floor(float(fraction) * int(size) + 0.5))))
+
+
+def top_fraction_mask(score, fraction):
+    """WSN's hard rule: 1.0 on the `top_fraction_count(n, fraction)` entries of largest `|score|`.
+
+    Kang et al. (2022), "Forget-free Continual Learning with Winning
+    Subnetworks": a task's subnetwork is the top c of the magnitudes of its
+    weight scores in each layer. Exactly that many entries are on (ties go
+    to the lower flat index, `tf.math.top_k`'s order), so the count is exact
+    whatever the scores. Works in a traced step and eagerly (the same
+    function hardens the mask at `finish_task()`).
+
+    Args:
+        score: float tensor of a static shape.
+        fraction: the fraction kept, in (0, 1].
+
+    Returns:
+        A float32 tensor of the shape of `score`, with values in {0, 1}.
+    """
+    score = tf.convert_to_tensor(score, tf.float32)
+    size = int(np.prod(score.shape, dtype=np.int64))
+    count = top_fraction_count(size, fraction)
+    if count >= size:
+        return tf.ones_like(score)
+    _, indices = tf.math.top_k(tf.reshape(tf.abs(score), (-1,)), k=count, sorted=True)
+    on = tf.scatter_nd(indices[:, None], tf.ones((count,), tf.float32), (size,))
+    return tf.reshape(on, tf.shape(score))
+
+
+def straight_through_top_fraction(score, fraction):
+    """`top_fraction_mask` forward; the gradient passed to `|score|` unchanged backward.
+
+    WSN's straight-through estimator: the upstream gradient of the hard
+    mask goes to the score magnitude as it is, then through the `abs`
+    (times `sign(score)`).
+    """
+
+    @tf.custom_gradient
+    def sample(score):
+        hard = top_fraction_mask(score, fraction)
+
+        def gradient(upstream):
+            return upstream * tf.sign(score)
+
+        return hard, gradient
+
+    return sample(tf.convert_to_tensor(score, tf.float32))
+
+
+def mask_entropy_bits(bits):
+    """Order-0 empirical entropy of a binary mask, in bits: `n * H(ones / n)`.
+
+    What an arithmetic coder of the mask's bits, each coded with the mask's
+    own frequency of ones, reaches (within a few bits for the count it must
+    also store): the lower bound of every coder that codes the bits one by
+    one, independently. An all-on or all-off mask costs 0 bits.
+    """
+    bits = np.asarray(bits, bool).reshape(-1)
+    size = bits.size
+    ones = int(bits.sum())
+    if ones in (0, size):
+        return 0.0
+    p = ones / size
+    return float(size * -(p * math.log2(p) + (1 - p) * math.log2(1 - p)))
 
 
 def expected_l0(score):

@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_grown import masks
 from keras_grown._checks import check_finite, is_integer
+from keras_grown.layers import subnetwork
 from keras_grown.layers.scope import current_growth_settings, next_layer_seed
 from keras_grown.layers.task_batch_norm import TaskBatchNorm
 from keras_grown.layers.task_state import TaskStateMixin
@@ -105,6 +106,14 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         # ownership and keep reading the shared weights (they forget).
         self.attentive_fixed = False
         self.freeze_finished = True
+        # WSN (Kang et al. 2022; `keras_grown.wsn`): the kernel mask of the
+        # task being learned is the top `top_fraction` of |kernel score| over
+        # the layer's on-part (straight-through), in place of the
+        # Gumbel-Sigmoid rule over the selective and attentive scores; None:
+        # GROWN's rule. `reinit_top_scores`: every task draws new scores
+        # (False: a task starts from the scores the previous one ended with).
+        self.top_fraction = None
+        self.reinit_top_scores = False
         # The dormant channels this growth round may switch on (bool
         # [allocated], set by GrownModel when it selects the task; None:
         # every dormant channel).
@@ -225,6 +234,9 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
     def reset_scores(self):
         """Re-initializes the mask scores for a new task."""
         self.attentive_fixed = False
+        if self.top_fraction is not None:
+            subnetwork.reset_scores(self)
+            return
         shape = self.selective_score.shape
         self.selective_score.assign(ops.full(shape, self.selective_init, dtype="float32"))
         self.attentive_score.assign(ops.full(shape, self.attentive_init, dtype="float32"))
@@ -272,6 +284,20 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             score, self.temperature, self.seed_generator, self.gumbel, training,
             noise=self.mask_noise,
         )
+
+    def _kernel_sample(self, score, training):
+        """The kernel mask of the task being learned from its combined kernel scores.
+
+        `score` is the selective score where owned and the attentive score
+        where free. GROWN: the straight-through Gumbel-Sigmoid. WSN
+        (`top_fraction`): the top `top_fraction` of `|score|`, straight-through;
+        its hard value when not training or with the masks fixed.
+        """
+        if self.top_fraction is None:
+            return self._mask(score, True, training)
+        if not training or (self.masks_fixed and not self.task_finished):
+            return masks.top_fraction_mask(score, self.top_fraction)
+        return masks.straight_through_top_fraction(score, self.top_fraction)
 
     def candidates(self):
         """Bool [allocated]: the dormant channels the current growth round may switch on."""
@@ -322,8 +348,8 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         elif self.selective_learned and self.attentive_learned:
             # Owned and free kernels are disjoint: one noisy sample over the
             # combined scores serves both masks (half the sampling cost).
-            selective = attentive = self._mask(
-                ops.where(owned, self.selective_score, self.attentive_score), True, training
+            selective = attentive = self._kernel_sample(
+                ops.where(owned, self.selective_score, self.attentive_score), training
             )
         else:
             selective = self._mask(self.selective_score, self.selective_learned, training)
@@ -396,7 +422,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         # score where free: one sample serves both masks, and noise is drawn
         # only when a mask is learned.
         learned = self.selective_learned or (self.attentive_learned and not self.attentive_fixed)
-        sample = self._mask(plan.kernel_score, True, training) if learned else None
+        sample = self._kernel_sample(plan.kernel_score, training) if learned else None
         selective = sample if self.selective_learned else 1.0
         if self.attentive_fixed:
             attentive = masks.hard_mask(plan.kernel_score)
@@ -461,6 +487,8 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
     def hard_kernel_mask(self):
         """`M` without noise and before channel gating, as a bool array [in, out]."""
         owned = ops.convert_to_numpy(self.owner) > 0
+        if self.top_fraction is not None:
+            return subnetwork.hard_kernel_mask(self, owned)
         shape = owned.shape
         selective = (
             ops.convert_to_numpy(self.selective_score) > 0
@@ -489,6 +517,8 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         output_on = self.hard_channel_on()
         use = self.hard_kernel_mask() & input_on[:, None] & output_on[None, :]
         owner = ops.convert_to_numpy(self.owner)
+        if self.top_fraction is not None:
+            subnetwork.merge_scores(self, owner)
         taken = use & (owner == 0)
         if not self.freeze_finished:
             taken = np.zeros_like(taken)
