@@ -6,6 +6,8 @@ kernel weights of one backbone at the full-size width (`full_size_weights`).
 """
 
 import dataclasses
+import math
+import zlib
 
 import numpy as np
 from keras import ops
@@ -32,6 +34,18 @@ class ModelSize:
         mask_bytes: bytes of the stored per-task masks (1 bit per kernel and
             per channel, packed).
         owned_by_task: owned backbone weights per task.
+        mask_entropy_bytes: the same stored masks after lossless
+            compression, at its bound: each stored mask (one layer's kernel
+            mask or channel mask of one finished task) costs its order-0
+            entropy, `ceil(n * H(ones / n) / 8)` bytes for `n` bits
+            (`keras_grown.masks.mask_entropy_bits`): what an arithmetic coder
+            of the bits with the mask's own frequency of ones reaches, and no
+            coder of independent bits (Huffman over bits included) does
+            better. A mask all on or all off costs 0.
+        mask_zlib_bytes: the same stored masks through a standard
+            compressor: per finished task, its packed masks of every layer
+            (kernel then channel mask, in layer order) as one
+            `zlib.compress(..., 9)` stream, headers included.
     """
 
     ratio: float
@@ -41,11 +55,15 @@ class ModelSize:
     task_specific_weights: int
     mask_bytes: int
     owned_by_task: tuple
+    # Defaults: results saved before these fields existed still load.
+    mask_entropy_bytes: int = 0
+    mask_zlib_bytes: int = 0
 
     def __str__(self):
         return (
             f"{self.ratio:.3f}x ({self.owned_weights:,} of {self.full_size_weights:,} "
-            f"full-size weights; heads {self.head_weights:,}; masks {self.mask_bytes:,} B)"
+            f"full-size weights; heads {self.head_weights:,}; masks {self.mask_bytes:,} B, "
+            f"{self.mask_entropy_bytes:,} B compressed)"
         )
 
 
@@ -101,6 +119,8 @@ def model_size(model):
     by_task = np.zeros(model.num_tasks, dtype=np.int64)
     mask_bytes = 0
     task_specific = 0
+    mask_entropy_bytes = 0
+    task_streams = {k: [] for k in model.finished_tasks}
     for layer in model.grown_layers:
         owner = ops.convert_to_numpy(layer.owner)
         elems = kernel_elements(layer)
@@ -120,6 +140,10 @@ def model_size(model):
             variables = layer._task_variables[k]
             mask_bytes += int(variables["kernel_mask"].shape[0])
             mask_bytes += int(variables["channel_mask"].shape[0])
+            for key, bits in (("kernel_mask", layer.task_kernel_mask(k)),
+                              ("channel_mask", layer.task_channel_mask(k))):
+                mask_entropy_bytes += math.ceil(masks.mask_entropy_bits(bits) / 8)
+                task_streams[k].append(ops.convert_to_numpy(variables[key]).tobytes())
             channels = int(layer.task_channel_mask(k).sum())
             task_specific += channels * (int(layer.use_bias) + 2 * int(layer.batch_norm))
     head_weights = 0
@@ -134,6 +158,8 @@ def model_size(model):
         task_specific_weights=task_specific,
         mask_bytes=mask_bytes,
         owned_by_task=tuple(int(v) for v in by_task),
+        mask_entropy_bytes=mask_entropy_bytes,
+        mask_zlib_bytes=sum(len(zlib.compress(b"".join(s), 9)) for s in task_streams.values()),
     )
 
 
