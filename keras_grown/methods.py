@@ -10,6 +10,7 @@ definition (DESIGN.md, "one engine for every method"):
 | `GrowOnly` | small | all ones | all ones | channel-wise, every task | no |
 | `Piggyback` | full | learned | - | none; task 1 trains the full net | no |
 | `PackNet` | full | all ones | magnitude pruning, then retrain | none | pruned weights |
+| `WSN` (`keras_grown.wsn`) | full | top-c of one kernel score over owned and free | | none | unselected weights |
 | `FineTune(keep_copies=True)` | full, one copy per task | - | - | - | - |
 | `FineTune()` | full, one shared | - | - | nothing frozen: forgets | - |
 | `Scratch` | full, one network per task | - | - | - | - |
