@@ -71,6 +71,19 @@ def test_top_fraction_keeps_exactly_c_by_magnitude_and_passes_the_gradient_throu
     assert masks.top_fraction_count(6, 0.5) == 3
     assert masks.top_fraction_count(5, 0.5) == 3  # round half up
     assert masks.top_fraction_count(10, 0.01) == 1  # never empty
+    # The same entries as tf.math.top_k over |score|, ties (lower index first) included.
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        size, fraction = int(rng.integers(2, 200)), float(rng.uniform(0.01, 1.0))
+        values = rng.standard_normal(size).astype("float32")
+        if trial % 2:
+            values = np.round(values * 2) / 2  # many ties, zeros among them
+        count = masks.top_fraction_count(size, fraction)
+        expected = np.zeros(size, bool)
+        expected[tf.math.top_k(np.abs(values), count).indices.numpy()] = True
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(masks.top_fraction_mask(values, fraction)) > 0, expected
+        )
     upstream = tf.constant([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     with tf.GradientTape() as tape:
         tape.watch(score)
