@@ -1,4 +1,4 @@
-"""Callbacks for GrownModel: a TensorBoard monitor of growth, size and masks."""
+"""Callbacks for GrownModel: the growth schedule, a TensorBoard monitor of growth, size and masks."""
 
 import numbers
 
@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_grown.model import GrownModel
+from keras_grown.schedule import GrowWhenNecessary  # noqa: F401  (kg.callbacks.GrowWhenNecessary)
 
 
 class GrowthMonitor(keras.callbacks.Callback):

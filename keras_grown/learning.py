@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import time
+import warnings
 import weakref
 
 import keras
@@ -207,7 +208,7 @@ def learn(
     model,
     stream,
     epochs=3,
-    target="scratch",
+    target=None,
     max_growth_rounds=2,
     growth_epochs=None,
     batch_size=64,
@@ -225,38 +226,40 @@ def learn(
     its model(s) from the stream's input shape. Every method goes through
     the same loop and is measured the same way.
 
-    For GROWN, per task: `add_task`, then
+    For GROWN, per task: `add_task`, **one** `fit(epochs=epochs,
+    validation_data=task.val)` and `finish_task()`, the loop a user writes
+    (README's quickstart). Inside that fit the growth schedule
+    (`kg.callbacks.GrowWhenNecessary`, with the model's `growth_schedule`
+    settings) takes GROWN's decisions at epoch boundaries: pick and reuse
+    (growth on from the start for the first task), grow when necessary (at
+    most `max_growth_rounds` rounds, each ended when validation accuracy
+    stops improving), and the last epochs under the fixed hard masks
+    (`GROWN(fixed_mask_epochs=)`; a fifth of the epochs by default). What
+    "necessary" means is `target`:
 
-    * `target="scratch"` (the default, the paper's loop), a number in
-      (0, 1], or a list of numbers (one per task): stage 1 (pick and reuse,
-      no growth), then, while the validation accuracy is below the target
-      and fewer than `max_growth_rounds` rounds ran and capacity is left,
-      `grow()` and train again (stage 2). The first task always trains with
-      growth on. `"scratch"` trains a full-size plain network on the task
-      first and uses its validation accuracy, as the paper does. A task
-      below its target trains more epochs (one more stage per round), and
-      the references cost about one plain network's training per task:
-      FIDELITY.md §7 has what it buys (more accuracy at a smaller size on
-      every stream measured) and BENCHMARKS.md §2 what it costs.
-    * `target=None` (no target): one stage with selective mask, released
-      weights and learnable sparse growth trained jointly; the l0 penalty
-      alone decides the growth. Faster (no references, no extra rounds).
+    * None (the default): the task underfits, i.e. its training accuracy at
+      the end of a phase is below the schedule's `fit_accuracy` (0.98); the
+      l0 penalty then decides how much it grows. Costs nothing beyond the
+      fit (FIDELITY.md §11 measures it).
+    * a number in (0, 1], or a list of numbers (one per task): validation
+      accuracy below it.
+    * `"scratch"` (the paper's): a full-size plain network trained on the
+      task first (`scratch_reference()`, about one more network's
+      training per task) sets the number.
 
-    then a last stage with the masks fixed at their hard values
-    (`GrownModel.fix_masks()`: the weights train under exactly the masks the
-    task keeps, no Gumbel noise; `GROWN(fixed_mask_epochs=)`, as many epochs
-    as a stage by default), then `finish_task()`, and the test accuracy on
-    every task learned so far.
+    then the test accuracy on every task learned so far.
 
     Args:
         model: a `GrownModel` (compiled or not) or a `keras_grown.methods`
             method.
         stream: a sequence of tasks (`keras_grown.datasets` streams), each
             with `train`, `val`, `test` (unbatched) and `num_classes`.
-        epochs: epochs per stage.
+        epochs: epochs of each task's `fit()` (every method trains each task
+            for this many epochs per stage; GROWN in one stage).
         target: see above (used by GROWN; other methods ignore it).
         max_growth_rounds: bound on the number of growth rounds per task.
-        growth_epochs: epochs per growth round (default: `epochs`).
+        growth_epochs: deprecated and ignored (a growth round now ends when
+            validation accuracy stops improving, inside the task's one fit).
         batch_size: training batch size.
         callbacks: Keras callbacks passed to every `fit()`. A callback with
             an `on_task_end(model, summary)` method is also called after
@@ -287,6 +290,11 @@ def learn(
     check_count("max_growth_rounds", max_growth_rounds, 0)
     if growth_epochs is not None:
         check_count("growth_epochs", growth_epochs, 1)
+        warnings.warn(
+            "learn(growth_epochs=) is ignored: GROWN's growth rounds end inside the task's "
+            "one fit() when validation accuracy stops improving (GrowWhenNecessary).",
+            DeprecationWarning, stacklevel=2,
+        )
     _check_stream(model, tasks)
     growth_epochs = epochs if growth_epochs is None else growth_epochs
     names = [getattr(t, "name", f"task {i}") for i, t in enumerate(tasks)]

@@ -211,11 +211,11 @@ class GROWN(Method):
         selective_mask: learn the selective mask over frozen weights.
         learnable_growth: sparse growth (attentive mask); off: channel-wise.
         retrain_released: re-train released weights.
-        fixed_mask_epochs: epochs of the last stage of every task, trained
-            with the masks fixed at their hard values (`GrownModel.fix_masks()`:
-            no Gumbel noise, no mask update) before `finish_task()`. None:
-            as many as a stage (`learn(epochs=)`), as PackNet's re-training;
-            0: no such stage.
+        fixed_mask_epochs: epochs at the end of every task's one `fit()`,
+            trained with the masks fixed at their hard values
+            (`GrownModel.fix_masks()`: no Gumbel noise, no mask update)
+            before `finish_task()`. None: the growth schedule's default (a
+            fifth of `learn(epochs=)`, at least 1); 0: none.
         **kwargs: see `Method`.
     """
 

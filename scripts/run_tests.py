@@ -36,6 +36,7 @@ LONGEST_FIRST = (
     "test_learning.py",
     "test_model.py",
     "test_checkpoint.py",
+    "test_schedule.py",
     "test_methods.py",
     "test_wsn.py",  # about 100 s on a busy 2-core host (2026-12-07, one run)
     "test_transactions.py",

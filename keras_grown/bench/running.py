@@ -275,7 +275,7 @@ def bench(
     stream_kwargs=None,
     method_kwargs=None,
     method_overrides=None,
-    target="scratch",
+    target=None,
     batch_size=64,
     max_growth_rounds=2,
     first_tasks=None,
@@ -309,7 +309,7 @@ def bench(
             listed in its run's `ignored_settings`.
         method_overrides: `{method name: {argument: value}}`, arguments of
             one method only (`{"packnet": {"prune_ratio": 0.75}}`).
-        target: `learn(target=)`: `"scratch"` (the default), an accuracy or None.
+        target: `learn(target=)`: None (the default), an accuracy or `"scratch"`.
         batch_size: training batch size.
         max_growth_rounds: `learn(max_growth_rounds=)`.
         first_tasks: learn only the first N tasks of the stream (quick looks

@@ -52,8 +52,9 @@ def add_bench_command(subparsers):
     parser.add_argument("--capacity", type=float, default=None, help="growing methods only")
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument(
-        "--target", default="scratch",
-        help="GROWN's accuracy target in (0, 1], 'scratch' (default) or 'none'",
+        "--target", default="none",
+        help="GROWN's accuracy target: 'none' (default: grow while a task underfits), an "
+        "accuracy in (0, 1] or 'scratch'",
     )
     parser.add_argument("--max-growth-rounds", type=int, default=2)
     parser.add_argument("--jit-compile", action="store_true", help="compile with XLA")

@@ -61,14 +61,15 @@ def add_run_command(subparsers):
     run.add_argument("--growth-candidates", type=growth_candidates, default=0.5,
                      help="dormant channels one growth round may switch on, as a fraction of "
                           "each layer's full-size width ('all': the whole pool)")
-    run.add_argument("--target", type=accuracy_target, default="scratch",
-                     help="accuracy target in (0, 1], 'scratch' (default: grow while below "
-                          "a full-size network trained on the task), or 'none' (one stage "
-                          "per task, faster)")
+    run.add_argument("--target", type=accuracy_target, default=None,
+                     help="'none' (default: grow while the task underfits its training data, "
+                          "decided inside the task's one fit()), an accuracy in (0, 1] (grow "
+                          "while below it), or 'scratch' (a full-size network trained on the "
+                          "task first sets it: the paper's, about one more network's time)")
     run.add_argument("--max-growth-rounds", type=int, default=2)
     run.add_argument("--fixed-mask-epochs", type=non_negative_int, default=None,
-                     help="epochs of each task's last stage, trained under its fixed hard "
-                          "masks (default: as many as --epochs; 0: none)")
+                     help="epochs at the end of each task's fit(), trained under its fixed "
+                          "hard masks (default: a fifth of --epochs, at least 1; 0: none)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--jit-compile", action="store_true", help="compile with XLA")
     run.add_argument("--strategy", default="none", choices=STRATEGIES,

@@ -1,0 +1,211 @@
+"""Growth inside one fit(): GrowWhenNecessary decides, fit() re-traces in place."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_grown as kg
+from keras_grown.learning import prepare
+from tests.conftest import task_arrays, weights_checksum, assert_weights_unchanged
+
+
+def _model(**kwargs):
+    kwargs.setdefault("seed", 0)
+    return kg.GrownModel(backbone="lenet5", input_shape=(28, 28, 1), **kwargs)
+
+
+def _fit(model, task, epochs, index=0, **kwargs):
+    return model.fit(prepare(task.train, 64, True, index), validation_data=prepare(task.val, 64),
+                     epochs=epochs, verbose=0, **kwargs)
+
+
+def _grown_channels(summary):
+    return summary.channels_grown
+
+
+def _first_task(model, stream):
+    keras.utils.set_random_seed(0)
+    model.add_task(stream[0].train)
+    _fit(model, stream[0], 2)
+    return model.finish_task()
+
+
+def test_a_task_that_needs_growth_grows_inside_one_fit(fashion_stream):
+    model = _model(growth_schedule=kg.callbacks.GrowWhenNecessary(reuse_epochs=1,
+                                                                  fit_accuracy=1.0))
+    _first_task(model, fashion_stream)
+    keras.utils.set_random_seed(1)
+    model.add_task(fashion_stream[1].train)
+    assert not model.growth_enabled
+    history = _fit(model, fashion_stream[1], 4, 1)
+    phases = [p["phase"] for p in model.growth_schedule.phases]
+    # Reuse for its epoch budget, then grow (the task cannot fit its data to
+    # 100 %), then the fixed-mask epoch: four epochs, one fit().
+    assert phases[:2] == ["reuse", "grow"] and phases[-1] == "fixed"
+    assert len(history.history["loss"]) == 4
+    assert model.masks_fixed and model.growth_enabled and not model.manual_control
+    summary = model.finish_task()
+    assert _grown_channels(summary) > 0
+
+
+def test_a_task_that_fits_its_data_is_not_grown(fashion_stream):
+    # fit_accuracy=0.05: every phase already fits; target=0.01: already reached.
+    for schedule in (kg.callbacks.GrowWhenNecessary(reuse_epochs=1, fit_accuracy=0.05),
+                     kg.callbacks.GrowWhenNecessary(reuse_epochs=1, target=0.01)):
+        model = _model(growth_schedule=schedule)
+        _first_task(model, fashion_stream)
+        model.add_task(fashion_stream[1].train)
+        _fit(model, fashion_stream[1], 4, 1)
+        assert "grow" not in [p["phase"] for p in schedule.phases]
+        assert not model.growth_enabled and model.masks_fixed
+        assert _grown_channels(model.finish_task()) == 0
+
+
+def test_the_fixed_mask_phase_ends_when_it_stops_improving(fashion_stream):
+    schedule = kg.callbacks.GrowWhenNecessary(reuse_epochs=1, target=0.01, patience=1)
+    model = _model(growth_schedule=schedule)
+    _first_task(model, fashion_stream)
+    model.add_task(fashion_stream[1].train)
+    history = _fit(model, fashion_stream[1], 12, 1)
+    fixed = schedule.phases[-1]
+    assert fixed["phase"] == "fixed" and fixed["start_epoch"] == 1
+    # patience=1: the fit stops after the first fixed epoch that did not improve.
+    epochs = len(history.history["loss"])
+    assert epochs < 12
+    val = history.history["val_accuracy"][1:]
+    assert epochs == 1 + next(i for i in range(1, len(val)) if val[i] <= max(val[:i])) + 1
+
+
+def test_growth_inside_fit_keeps_earlier_tasks_bitwise(fashion_stream):
+    model = _model(growth_schedule=kg.callbacks.GrowWhenNecessary(reuse_epochs=1,
+                                                                  fit_accuracy=1.0))
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.05),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    _first_task(model, fashion_stream)
+    images, _ = task_arrays(fashion_stream[0].test)
+    before = model.predict(images, verbose=0)
+    model.add_task(fashion_stream[1].train)
+    _fit(model, fashion_stream[1], 4, 1)
+    assert "grow" in [p["phase"] for p in model.growth_schedule.phases]
+    model.finish_task()
+    model.select_task(0)
+    np.testing.assert_array_equal(model.predict(images, verbose=0), before)
+
+
+def test_hand_calls_put_the_task_under_manual_control(fashion_stream):
+    model = _model()
+    _first_task(model, fashion_stream)
+    model.add_task(fashion_stream[1].train)
+    model.grow()
+    assert model.manual_control
+    _fit(model, fashion_stream[1], 3, 1)
+    # The schedule did nothing: growth still on, masks still learned.
+    assert model.growth_schedule.phases == []
+    assert model.growth_enabled and not model.masks_fixed
+    model.finish_task()
+    model.add_task(fashion_stream[2].train)
+    assert not model.manual_control  # a new task is the schedule's again
+
+
+def test_no_schedule_trains_in_the_state_set(fashion_stream):
+    model = _model(growth_schedule=None)
+    _first_task(model, fashion_stream)
+    model.add_task(fashion_stream[1].train)
+    _fit(model, fashion_stream[1], 3, 1)
+    assert not model.masks_fixed and not model.growth_enabled
+
+
+def test_learn_and_the_design_card_loop_give_the_same_numbers(fashion_stream):
+    stream = fashion_stream[:2]
+    keras.utils.set_random_seed(5)  # the same initial weights for both
+    result = kg.learn(_model(), stream, epochs=3, seed=5)
+    keras.utils.set_random_seed(5)
+    model = _model()
+    accuracy = []
+    for index, task in enumerate(stream):
+        keras.utils.set_random_seed(5 + index)
+        model.add_task(task.train, num_classes=task.num_classes)
+        model.fit(prepare(task.train, 64, shuffle=True, seed=5 + index),
+                  validation_data=prepare(task.val, 256), epochs=3, verbose=0)
+        model.finish_task()
+    for index, task in enumerate(stream):
+        model.select_task(index)
+        accuracy.append(model.evaluate(prepare(task.test, 256), verbose=0,
+                                       return_dict=True)["accuracy"])
+    assert accuracy == [result.accuracy.values[1, j] for j in range(2)]
+    assert model.model_size().ratio == result.model_size[-1]
+    for mine, theirs in zip(model.variables, result.model.variables):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+class _FailAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("stop here")
+
+
+def test_a_fit_that_fails_after_growing_puts_everything_back(fashion_stream):
+    schedule = kg.callbacks.GrowWhenNecessary(reuse_epochs=1, fit_accuracy=1.0)
+    model = _model(growth_schedule=schedule)
+    _first_task(model, fashion_stream)
+    model.add_task(fashion_stream[1].train)
+    _fit(model, fashion_stream[1], 1, 1)  # one epoch: no decision, plans trained
+    before = weights_checksum(model)
+    optimizer = model.optimizer
+    with pytest.raises(RuntimeError, match="stop here"):
+        # The schedule (last) grows at the end of epoch 0; the failure is at epoch 1.
+        _fit(model, fashion_stream[1], 4, 1, callbacks=[_FailAt(1), schedule])
+    assert [p["phase"] for p in schedule.phases][:2] == ["reuse", "grow"]
+    assert not model.growth_enabled and not model.masks_fixed
+    assert model.optimizer is optimizer
+    assert_weights_unchanged(model, before)
+    # And the next fit works from there.
+    _fit(model, fashion_stream[1], 2, 1)
+    model.finish_task()
+
+
+def test_a_model_saved_mid_task_keeps_its_phase(fashion_stream, tmp_path):
+    schedule = kg.callbacks.GrowWhenNecessary(target=0.9, patience=2, fit_accuracy=0.9)
+    model = _model(growth_schedule=schedule)
+    _first_task(model, fashion_stream)
+    model.add_task(fashion_stream[1].train)
+    model.fix_masks()
+    path = tmp_path / "mid_task.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.masks_fixed and loaded.manual_control
+    assert loaded.growth_schedule.get_config() == schedule.get_config()
+    assert kg.GrownModel.from_config(_model(growth_schedule=None).get_config()).growth_schedule \
+        is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(target=1.5), "target"),
+    (dict(target="scratch"), "scratch_reference"),
+    (dict(patience=0), "patience"),
+    (dict(min_delta=-1), "min_delta"),
+    (dict(fit_accuracy=0), "fit_accuracy"),
+    (dict(max_growth_rounds=-1), "max_growth_rounds"),
+])
+def test_bad_schedule_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kg.callbacks.GrowWhenNecessary(**kwargs)
+
+
+def test_a_bad_growth_schedule_is_refused():
+    with pytest.raises(ValueError, match="growth_schedule takes 'auto'"):
+        _model(growth_schedule="sometimes")
+
+
+def test_the_plan_of_a_fit():
+    schedule = kg.callbacks.GrowWhenNecessary()
+    # (pick-and-reuse budget, first fixed-mask epoch)
+    assert schedule.epochs_of(1) == (1, 1)
+    assert schedule.epochs_of(2) == (1, 1)
+    assert schedule.epochs_of(5) == (2, 4)
+    assert schedule.epochs_of(10) == (4, 8)
+    assert kg.callbacks.GrowWhenNecessary(fixed_mask_epochs=0).epochs_of(5) == (3, 5)
