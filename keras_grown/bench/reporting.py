@@ -52,6 +52,13 @@ def _size(values):
     return f"{mean:.2f}x" if std is None or std < 0.005 else f"{mean:.2f}x ± {std:.2f}"
 
 
+def _mask_sizes(run):
+    """The run's stored masks, packed / at their entropy bound (`ModelSize`), or '-' (older results)."""
+    if "mask_entropy_bytes" not in run:
+        return "-"
+    return f"{run['mask_bytes'] / 1024:,.1f} / {run['mask_entropy_bytes'] / 1024:,.1f} KiB"
+
+
 def _grouped(payload):
     """[(method name, label, [runs sorted by seed])] in the order methods were asked for."""
     groups = []
@@ -192,15 +199,16 @@ def results_markdown(payload):
         "",
         "## Runs",
         "",
-        "| method | seed | average accuracy (%) | BWT (%) | model size | time | epochs | "
-        "ignored settings |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| method | seed | average accuracy (%) | BWT (%) | model size | masks (packed / "
+        "compressed) | time | epochs | ignored settings |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for _, label, runs in groups:
         for run in runs:
             lines.append(
                 f"| {label} | {run['seed']} | {100 * run['average_accuracy']:.2f} | "
                 f"{100 * run['backward_transfer']:+.2f} | {run['model_size'][-1]:.2f}x | "
+                f"{_mask_sizes(run)} | "
                 f"{_duration(run['seconds'])} | {run.get('epochs_trained', '')} | "
                 f"{', '.join(run.get('ignored_settings') or []) or '-'} |"
             )

@@ -460,6 +460,7 @@ def bench(
 
 def _run_record(name, method, seed, result, ignored):
     matrix = result.accuracy
+    sizes = [model.model_size() for model in method.models]
     return {
         "method": name,
         "label": method.label,
@@ -476,4 +477,11 @@ def _run_record(name, method, seed, result, ignored):
         "val_accuracy": list(result.val_accuracy),
         "targets": list(result.targets),
         "growth_rounds": list(result.growth_rounds),
+        # Stored per-task masks after the last task, over the method's
+        # models: packed, and losslessly compressed (the entropy bound; see
+        # keras_grown.sizing.ModelSize).
+        **{
+            key: sum(getattr(size, key) for size in sizes)
+            for key in ("mask_bytes", "mask_entropy_bytes")
+        },
     }
