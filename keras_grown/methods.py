@@ -216,6 +216,10 @@ class GROWN(Method):
             (`GrownModel.fix_masks()`: no Gumbel noise, no mask update)
             before `finish_task()`. None: the growth schedule's default (a
             fifth of `learn(epochs=)`, at least 1); 0: none.
+        grow_from_start: every task starts with growth on (the l0 penalty
+            alone decides; `learn(target=None)` of earlier versions). False:
+            only the first task does, later ones grow when the schedule
+            decides.
         **kwargs: see `Method`.
     """
 
@@ -223,25 +227,28 @@ class GROWN(Method):
     uses_target = True
 
     def __init__(self, selective_mask=True, learnable_growth=True, retrain_released=True,
-                 fixed_mask_epochs=None, **kwargs):
+                 fixed_mask_epochs=None, grow_from_start=False, **kwargs):
         self.selective_mask = bool(selective_mask)
         self.learnable_growth = bool(learnable_growth)
         self.retrain_released = bool(retrain_released)
         self.fixed_mask_epochs = _check_epochs("fixed_mask_epochs", fixed_mask_epochs)
+        self.grow_from_start = bool(grow_from_start)
         super().__init__(**kwargs)
         self._wrapped = None
 
     def _own_config(self):
-        return {"fixed_mask_epochs": self.fixed_mask_epochs}
+        return {"fixed_mask_epochs": self.fixed_mask_epochs,
+                "grow_from_start": self.grow_from_start}
 
     @classmethod
-    def from_model(cls, model, fixed_mask_epochs=None):
+    def from_model(cls, model, fixed_mask_epochs=None, grow_from_start=False):
         """GROWN training an existing `GrownModel` with its own settings."""
         method = cls.__new__(cls)
         method.selective_mask = model.selective_mask
         method.learnable_growth = model.attentive_mask
         method.retrain_released = model.retrain_released
         method.fixed_mask_epochs = _check_epochs("fixed_mask_epochs", fixed_mask_epochs)
+        method.grow_from_start = bool(grow_from_start)
         Method.__init__(method)
         method._wrapped = model
         return method
@@ -295,12 +302,12 @@ class GROWN(Method):
         # from the start (the paper); later ones pick and reuse first, then
         # grow when necessary and end under the fixed masks, as decided by
         # the growth schedule at epoch boundaries (`GrowWhenNecessary`).
-        grow_now = index == 0 and model.learnable_growth
+        grow_now = (index == 0 or self.grow_from_start) and model.learnable_growth
         self.add_task(model, task, grow=grow_now)
         schedule = self.schedule_for(model, run, target)
         run.fit(model, run.epochs, schedule=schedule)
         self.last_phases = list(schedule.phases)
-        return schedule.growth_rounds - (1 if grow_now else 0)
+        return schedule.growth_rounds
 
 
 class GrowOnly(Method):

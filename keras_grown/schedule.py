@@ -32,10 +32,11 @@ class GrowWhenNecessary(keras.callbacks.Callback):
     One `fit(epochs=E)` of a `GrownModel` runs GROWN's stages one after the
     other, each ended at an epoch boundary:
 
-    1. **Pick and reuse** (growth off; the first task starts growing
-       instead): the selective mask picks old weights, released weights
-       train. It ends when `monitor` stops improving (Keras' `EarlyStopping`
-       semantics: no gain above `min_delta` for `patience` epochs) or after
+    1. **Pick and reuse** (growth off; a task that `add_task()` started
+       growing, the first one by default, grows here instead): the
+       selective mask picks old weights, released weights train. It ends
+       when `monitor` stops improving (Keras' `EarlyStopping` semantics: no
+       gain above `min_delta` for `patience` epochs) or after
        `reuse_epochs` epochs.
     2. **Expand, only if needed**: with `target=None`, when the task
        underfits (its training accuracy in the phase's last epoch is below
@@ -68,8 +69,8 @@ class GrowWhenNecessary(keras.callbacks.Callback):
         patience: epochs without improvement that end a phase, >= 1.
         min_delta: the smallest change of `monitor` that counts as an
             improvement, >= 0.
-        max_growth_rounds: growth rounds per `fit()` at most, >= 0 (the
-            first task's growth from the start counts as one).
+        max_growth_rounds: growth rounds the schedule starts per `fit()` at
+            most, >= 0 (a task that started growing is not a round).
         reuse_epochs: epochs of the pick-and-reuse phase at most. None:
             half the epochs before the fixed-mask phase, rounded up.
         fixed_mask_epochs: epochs trained under the fixed masks at the end.
@@ -155,8 +156,8 @@ class GrowWhenNecessary(keras.callbacks.Callback):
 
     @property
     def growth_rounds(self):
-        """Growth rounds of the last `fit()` (the first task's initial growth included)."""
-        return sum(1 for phase in self.phases if phase["phase"] == "grow")
+        """Growth rounds the schedule started in the last `fit()` (`grow()` calls)."""
+        return sum(1 for phase in self.phases[1:] if phase["phase"] == "grow")
 
     def on_train_begin(self, logs=None):
         model = self.model
@@ -214,9 +215,10 @@ class GrowWhenNecessary(keras.callbacks.Callback):
         if self._seen >= self._fix_at:
             self._fix()
             return
-        if phase["phase"] == "reuse" and not (stalled or phase["epochs"] >= self._reuse_budget):
-            return
-        if phase["phase"] == "grow" and not stalled:
+        # Pick and reuse ends on a plateau or its budget; growth (from the
+        # start, or a round the schedule started) on a plateau.
+        reuse = phase["phase"] == "reuse"
+        if not (stalled or (reuse and phase["epochs"] >= self._reuse_budget)):
             return
         if self._should_grow(phase):
             self._best_before = max(self._best_before, phase["best"])

@@ -44,9 +44,10 @@ def test_learn_writes_growth_size_selection_and_task_boundaries(tmp_path, fashio
     recorder = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: epoch_logs.append(dict(logs))
     )
-    # One stage per task (no target: no growth rounds; no fixed-mask stage),
-    # so that the axis below reads one epoch per task.
-    method = kg.methods.GROWN.from_model(model, fixed_mask_epochs=0)
+    # One stage per task with growth on from the start (no fixed-mask
+    # stage; one epoch, too short for the schedule to change anything), so
+    # that the axis below reads one epoch per task.
+    method = kg.methods.GROWN.from_model(model, fixed_mask_epochs=0, grow_from_start=True)
     result = kg.learn(
         method, list(fashion_stream)[:2], epochs=1, target=None, callbacks=[monitor, recorder],
         batch_size=64,

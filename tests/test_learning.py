@@ -27,12 +27,16 @@ def test_learn_with_a_target_grows_below_it_and_fills_the_matrix(small_stream):
     kg.set_seed(0)
     model = kg.GrownModel("lenet5", seed=0)
     stream = list(small_stream)[:3]
-    result = kg.learn(model, stream, epochs=1, target=1.0, max_growth_rounds=1, batch_size=64)
+    # Three epochs in the task's one fit(): the first phase (1 epoch), the
+    # growth round the schedule starts below the target (1), the fixed masks (1).
+    result = kg.learn(model, stream, epochs=3, target=1.0, max_growth_rounds=1, batch_size=64)
     matrix = result.accuracy.values
     assert matrix.shape == (3, 3)
     assert not np.isnan(matrix[np.tril_indices(3)]).any()
-    # a target of 100 % is never met on 48 validation images: every later task grows once
-    assert result.growth_rounds == [1, 1, 1]
+    # a target of 100 % is never met on 48 validation images: every later task
+    # grows once (the first grows from the start, and again only if its
+    # growth phase plateaus before the fixed-mask epoch)
+    assert result.growth_rounds[1:] == [1, 1] and result.growth_rounds[0] in (0, 1)
     assert result.targets == [1.0, 1.0, 1.0]
     # zero forgetting: the test accuracy of a task never changes after it finished
     for j in range(3):
@@ -243,7 +247,9 @@ def test_first_task_learns_as_well_as_a_plain_full_size_network():
     stream = kg.datasets.confusable_fashion_mnist(train_per_task=1000, seed=0)
     first = [stream[0]]
     kg.learning.set_seed(0)
-    grown = kg.learn(methods.GROWN(seed=0), first, epochs=2, seed=0)
+    # One fit() of 4 epochs (3 learning the masks, the last under fixed masks)
+    # against a plain network's 4: the same epochs.
+    grown = kg.learn(methods.GROWN(seed=0), first, epochs=4, seed=0)
     kg.learning.set_seed(0)
     plain = kg.learning.scratch_baseline(grown.model, first, epochs=4, seed=0)
     grown_accuracy = grown.accuracy.average_accuracy()

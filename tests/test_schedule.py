@@ -37,8 +37,18 @@ def test_a_task_that_needs_growth_grows_inside_one_fit(fashion_stream):
     keras.utils.set_random_seed(1)
     model.add_task(fashion_stream[1].train)
     assert not model.growth_enabled
+    traced = []
+    step = model.train_step
+
+    def counted(data):
+        traced.append(1)
+        return step(data)
+
+    model.train_step = counted
     history = _fit(model, fashion_stream[1], 4, 1)
     phases = [p["phase"] for p in model.growth_schedule.phases]
+    # The step is traced once per phase: in place, inside the one fit().
+    assert len(traced) == len(phases)
     # Reuse for its epoch budget, then grow (the task cannot fit its data to
     # 100 %), then the fixed-mask epoch: four epochs, one fit().
     assert phases[:2] == ["reuse", "grow"] and phases[-1] == "fixed"
