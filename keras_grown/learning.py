@@ -234,7 +234,7 @@ def learn(
     (growth on from the start for the first task), grow when necessary (at
     most `max_growth_rounds` rounds, each ended when validation accuracy
     stops improving), and the last epochs under the fixed hard masks
-    (`GROWN(fixed_mask_epochs=)`; a fifth of the epochs by default). What
+    (`GROWN(fixed_mask_epochs=)`; 40 % of the epochs by default, 2 of 5). What
     "necessary" means is `target`:
 
     * None (the default): the task underfits, i.e. its training accuracy at

@@ -215,7 +215,7 @@ class GROWN(Method):
             trained with the masks fixed at their hard values
             (`GrownModel.fix_masks()`: no Gumbel noise, no mask update)
             before `finish_task()`. None: the growth schedule's default (a
-            fifth of `learn(epochs=)`, at least 1); 0: none.
+            40 % of `learn(epochs=)`, at least 1); 0: none.
         grow_from_start: every task starts with growth on (the l0 penalty
             alone decides; `learn(target=None)` of earlier versions). False:
             only the first task does, later ones grow when the schedule

@@ -50,7 +50,8 @@ def add_run_command(subparsers):
     run.add_argument("--backbone", default=None, choices=BACKBONES,
                      help="default: lenet5, or lenet_small for images smaller than 16x16 "
                           "(split_digits)")
-    run.add_argument("--epochs", type=positive_int, default=2, help="epochs per stage")
+    run.add_argument("--epochs", type=positive_int, default=3,
+                     help="epochs of each task's fit() (GROWN: one fit per task)")
     run.add_argument("--batch-size", type=positive_int, default=64)
     run.add_argument("--seed-ratio", type=float, default=0.5)
     run.add_argument("--capacity", type=float, default=2.0)
@@ -69,7 +70,7 @@ def add_run_command(subparsers):
     run.add_argument("--max-growth-rounds", type=int, default=2)
     run.add_argument("--fixed-mask-epochs", type=non_negative_int, default=None,
                      help="epochs at the end of each task's fit(), trained under its fixed "
-                          "hard masks (default: a fifth of --epochs, at least 1; 0: none)")
+                          "hard masks (default: 40 %% of --epochs, at least 1; 0: none)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--jit-compile", action="store_true", help="compile with XLA")
     run.add_argument("--strategy", default="none", choices=STRATEGIES,
