@@ -12,19 +12,19 @@ the way a user would write them:
 
 Against them:
 
-* **GROWN, target=None**: `kg.learn(GrownModel(...), target=None)`, one stage
-  per task with growth on (same epochs as the plain loops), target
-  <= 1.0x plain Fine-tune;
-* **GROWN, target="scratch"**: the paper's loop (a full-size Scratch
-  reference per task, stage 1, growth rounds while below it), target
-  <= 2.0x plain Scratch (which it contains);
+* **GROWN, target=None**: `kg.learn(GrownModel(...))` with its defaults, one
+  `fit()` per task with the growth decided inside it (`GrowWhenNecessary`;
+  same epochs as the plain loops), target <= 1.0x plain Fine-tune;
+* **GROWN, target="scratch"**: a full-size Scratch reference per task sets
+  the target of the same one-fit loop, target <= 2.0x plain Scratch (which
+  it contains);
 * **Fine-tune in our engine** (`methods.FineTune()` through `kg.learn`):
   the engine's overhead, target <= 1.1x plain Fine-tune.
 
 Where the floor is (no target; ratio against plain Fine-tune): GROWN with
-`target=None` and one stage per task (`fixed_mask_epochs=0`), and the same
-with a quarter-width growth window (`growth_candidates=0.25`), the two
-settings that trade accuracy for time.
+no fixed-mask epochs (`fixed_mask_epochs=0`), and the same with a
+quarter-width growth window (`growth_candidates=0.25`), the two settings
+that trade accuracy for time.
 
 Contenders are interleaved (A B C ..., then reversed); ratios are per round.
 
