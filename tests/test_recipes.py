@@ -40,8 +40,9 @@ def check_smoke_output(out, results, backbone, task_names=None):
     assert results["num_tasks"] == 2 and results["settings"]["epochs"] == 1
     run = results["runs"][0]
     assert run["config"]["backbone"] == backbone and run["config"]["jit_compile"] is False
-    # 2 tasks x (1 epoch learning the masks + 1 under fixed masks).
-    assert len(run["model_size"]) == 2 and run["epochs_trained"] == 4
+    # 2 tasks x one fit() of 1 epoch (too short for the growth schedule to
+    # change phase: no fixed-mask epoch in a one-epoch fit).
+    assert len(run["model_size"]) == 2 and run["epochs_trained"] == 2
     assert results["settings"]["target"] is None  # smoke: one learning stage per task
     if task_names is not None:
         assert results["task_names"] == task_names
