@@ -19,12 +19,18 @@ from keras_grown.schedule import GrowWhenNecessary
 from keras_grown.transaction import ValueSnapshot
 
 
-def with_guards(callbacks):
-    """fit()'s callbacks: `StopOnNaN` first, after `StoreWorking` when the user gave any."""
+def with_guards(callbacks, growth_schedule=None):
+    """fit()'s callbacks: `StopOnNaN` first, after `StoreWorking` when the user gave any;
+    the model's `growth_schedule` last unless a schedule is among them."""
     # Callbacks of the user's may read the storage: write the working
     # variables back at every epoch end for them (and not otherwise: it
     # copies the full-capacity storage). The growth schedule reads none.
     callbacks = list(callbacks or [])
+    if growth_schedule is not None and not any(
+        isinstance(c, GrowWhenNecessary) for c in callbacks
+    ):
+        # Last: the callbacks before it see the epoch as it trained.
+        callbacks.append(growth_schedule)
     readers = [c for c in callbacks if not isinstance(c, GrowWhenNecessary)]
     internal = [StoreWorking()] if readers else []
     return internal + [StopOnNaN()] + callbacks

@@ -15,7 +15,16 @@ from keras_grown.inference_cache import InferenceCache
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin
 # Re-exported: `from keras_grown.model import ModelSize` (and L0_SCOPES) keeps working.
 from keras_grown.sizing import L0_SCOPES, ModelSize, TaskSummary  # noqa: F401
-from keras_grown.transaction import Transaction, public_call
+from keras_grown.transaction import public_call
+
+
+# Constructor arguments get_config() reads from the attribute of the same name.
+_CONFIG_ATTRIBUTES = (
+    "seed_ratio", "capacity", "l0_lambda", "temperature", "gumbel", "selective_init",
+    "attentive_init", "grown_init", "mask_learning_rate", "selective_mask", "attentive_mask",
+    "learnable_growth", "retrain_released", "l0_scope", "freeze_finished_tasks",
+    "growth_candidates", "compact_training", "mask_noise", "seed",
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_grown")
@@ -26,15 +35,12 @@ class GrownModel(keras.Model):
     head. The backbone starts as a seed (`seed_ratio` of the full-size width)
     inside a pool of `capacity` times the full-size width. For every task:
 
-    * `add_task(ds)`: a new head; old weights are frozen; a selective mask
-      picks which of them the task reads; released weights (free weights of
-      active channels) are re-trained under an attentive mask. On the first
-      task learnable sparse growth is on from the start.
-    * `fit(...)`: ordinary Keras training. The loss is the task loss plus
-      `l0_lambda * l0` while growing.
-    * `grow()`: if the task needs more capacity, turn on learnable sparse
-      growth (grown mask over dormant channels, attentive mask over their
-      kernels) and train again.
+    * `add_task(ds)`: a new head; old weights are frozen, a selective mask
+      picks which of them the task reads, released weights train under an
+      attentive mask (the first task grows from the start).
+    * `fit(...)`: Keras training (loss plus `l0_lambda * l0` while growing);
+      its growth schedule grows the task when necessary and fixes its masks
+      for the last epochs (`growth_schedule`; `grow()`/`fix_masks()` by hand).
     * `finish_task()`: masks are hardened, the kernels the task uses become
       its own and are frozen forever; its outputs never change again.
 
@@ -51,11 +57,8 @@ class GrownModel(keras.Model):
         capacity: allocated width as a multiple of the full-size width, >= 1.
         l0_lambda: weight of the l0 growth penalty, >= 0. The l0 term is the
             expected growth of the model size (in full-size backbones) under
-            the relaxation, so `l0_lambda` means the same for every backbone.
-            Measured on 5 tasks of Split Fashion-MNIST (LeNet-5, 2 epochs):
-            the default 0.1 ends at 1.10x with 99.02 % average accuracy
-            (Scratch: 99.17 % at 5x); 0.3 at 0.69x / 97.78 %; 1.0 at 0.47x /
-            97.67 %; 1e-3 lets it grow almost freely.
+            the relaxation, so `l0_lambda` means the same for every backbone
+            (FIDELITY.md §9: the accuracy-size curve over it).
         temperature: Gumbel-Sigmoid temperature, > 0.
         gumbel: `"concrete"` (standard binary-Concrete) or `"paper"` (Eq. 6
             as printed); see `keras_grown.masks`.
@@ -88,39 +91,30 @@ class GrownModel(keras.Model):
             whole pool. None: every dormant channel (the whole pool).
         compact_training: the task being learned computes only its on-part
             (active channels, this round's candidates, kernels whose input
-            channel is on) with working variables of that size, not the
-            masked network at the allocated width. Same masks and results
-            (within float round-off); False keeps the full-capacity path.
-            Used only with `freeze_finished_tasks=True`.
+            channel is on), not the whole pool; same results within float
+            round-off. Used only with `freeze_finished_tasks=True`.
         mask_noise: sample the straight-through masks with Gumbel noise while
             training (the paper). False: deterministic straight-through (the
             inference rule forward, the gradient of the sigmoid backward).
         compact_inference: `predict()`/`evaluate()` of a finished task run
-            a cached plain Keras model of only the channels and kernels the
-            task uses (what `export_task` writes), not the masked network
-            at the allocated width: the same predictions (max abs difference
-            within 1e-5) at a fraction of the cost. False keeps the masked
-            path (the training-time computation, hardened).
+            a cached plain Keras model of only what the task uses (what
+            `export_task` writes): the same predictions within 1e-5.
         seed: seed of the Gumbel noise (with `keras.utils.set_random_seed`
             for the rest).
-        growth_schedule: what decides, inside `fit()`, when the task grows
-            and when its masks are fixed: `"auto"` (the default,
-            `kg.callbacks.GrowWhenNecessary()`: pick and reuse, grow when
-            necessary, fixed masks for the last epochs, all in one `fit()`),
-            a `GrowWhenNecessary(...)` of your settings, or None (`fit()`
-            trains in the state you set with `grow()` and `fix_masks()`).
-            A schedule among `fit()`'s callbacks replaces it for that call.
+        growth_schedule: what decides inside `fit()` when the task grows and
+            when its masks are fixed: `"auto"` (`kg.callbacks.GrowWhenNecessary()`),
+            your own `GrowWhenNecessary(...)`, or None (manual: `grow()`,
+            `fix_masks()`). One among `fit()`'s callbacks replaces it there.
 
     Example:
 
     ```python
     import keras_grown as kg
 
-    model = kg.GrownModel(backbone="lenet5", input_shape=(28, 28, 1),
-                          seed_ratio=0.5, capacity=2.0, l0_lambda=1.0)
+    model = kg.GrownModel(backbone="lenet5", input_shape=(28, 28, 1))
     for task in kg.datasets.split_fashion_mnist(num_tasks=5):
         model.add_task(task.train)
-        model.fit(task.train.batch(64), epochs=3)
+        model.fit(task.train.batch(64), validation_data=task.val.batch(256), epochs=5)
         model.finish_task()
     model.select_task(0)
     ```
@@ -204,11 +198,9 @@ class GrownModel(keras.Model):
         self.fit_snapshot_memory_limit = 256 * 2**20
         self.seed = seed
         self.growth_schedule = growth_schedule
-        # True while the growth schedule changes the task's phase (its
-        # grow()/fix_masks() do not put the task under manual control).
-        self._schedule_acting = False
-        # What a fit() that changed phase puts back if it fails after.
-        self._fit_undo = None
+        # While the growth schedule acts (its grow() is not manual control);
+        # what a fit() that changed phase puts back if it fails later.
+        self._schedule_acting, self._fit_undo = False, None
 
         self.backbone = backbones_lib.build_backbone(
             backbone, input_shape, seed_ratio=self.seed_ratio, capacity=self.capacity,
@@ -241,9 +233,7 @@ class GrownModel(keras.Model):
         self._tasks = []
         self._growth = False
         self._masks_fixed = False
-        # grow(), fix_masks() or prune() called by hand on the current task:
-        # no growth schedule acts on it until the next add_task().
-        self._manual = False
+        self._manual = False  # see manual_control: no schedule acts on the task
         self._selected = None
         self.built = True
         lifecycle.restore_tasks(self, tasks, growth_enabled, masks_fixed, selected_task)
@@ -395,35 +385,8 @@ class GrownModel(keras.Model):
 
     @property
     def manual_control(self):
-        """Whether the current task is under manual control (`grow()`, `fix_masks()` or
-        `prune()` called by hand): no growth schedule acts on it."""
+        """Whether `grow()`, `fix_masks()` or `prune()` was called by hand on this task."""
         return self._manual
-
-    def _schedule_may_act(self):
-        """Whether a growth schedule may change the current task's phase in this fit()."""
-        return self.current_task is not None and not self._manual and not self._masks_fixed
-
-    def _scheduled_change(self, change):
-        """Runs `change` (`grow` or `fix_masks`) for the growth schedule, inside fit().
-
-        The first change of a fit() keeps what fit() must put back should it
-        fail later (the plans, optimizers and storage it replaces); after
-        the change the new plans' working variables are the ones training,
-        and the train step is traced again for them.
-        """
-        if self._in_fit and self._fit_undo is None:
-            storage = [v for layer in self.grown_layers
-                       for v in (layer.free_kernel, *layer.score_variables)]
-            self._fit_undo = Transaction(self, storage, limit=self.fit_snapshot_memory_limit)
-        self._schedule_acting = True
-        try:
-            change()
-        finally:
-            self._schedule_acting = False
-        if self._in_fit:
-            for plan in self._plans():
-                plan.ahead = True
-            self.make_train_function(force=True)
 
     def prune(self, ratio):
         """PackNet's magnitude pruning of the weights the current task trains.
@@ -533,13 +496,7 @@ class GrownModel(keras.Model):
         )
         callbacks = arguments.get("callbacks")
         if callbacks is None or isinstance(callbacks, (list, tuple)):
-            callbacks = list(callbacks or [])
-            if self.growth_schedule is not None and not any(
-                isinstance(c, schedule.GrowWhenNecessary) for c in callbacks
-            ):
-                # Last: the callbacks before it see the epoch as it trained.
-                callbacks.append(self.growth_schedule)
-            arguments["callbacks"] = fit_guard.with_guards(callbacks)
+            arguments["callbacks"] = fit_guard.with_guards(callbacks, self.growth_schedule)
         self._load_working()
         with fit_guard.all_or_nothing(self):
             history = super().fit(*bound.args[1:], **bound.kwargs)
@@ -719,39 +676,16 @@ class GrownModel(keras.Model):
         return result
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "backbone": self.backbone_name,
-            "input_shape": list(self.image_shape),
-            "seed_ratio": self.seed_ratio,
-            "capacity": self.capacity,
-            "l0_lambda": self.l0_lambda,
-            "temperature": self.temperature,
-            "gumbel": self.gumbel,
-            "selective_init": self.selective_init,
-            "attentive_init": self.attentive_init,
-            "grown_init": self.grown_init,
-            "mask_learning_rate": self.mask_learning_rate,
-            "selective_mask": self.selective_mask,
-            "attentive_mask": self.attentive_mask,
-            "learnable_growth": self.learnable_growth,
-            "retrain_released": self.retrain_released,
-            "l0_scope": self.l0_scope,
-            "freeze_finished_tasks": self.freeze_finished_tasks,
-            "compact_inference": self._compact_inference,
-            "growth_candidates": self.growth_candidates,
-            "compact_training": self.compact_training,
-            "mask_noise": self.mask_noise,
-            "seed": self.seed,
-            "tasks": [dict(t) for t in self._tasks],
-            "growth_schedule": (
-                None if self.growth_schedule is None else self.growth_schedule.get_config()
-            ),
-            "growth_enabled": self._growth,
-            "masks_fixed": self._masks_fixed,
-            "manual_control": self._manual,
-            "selected_task": self._selected,
-        }
+        config = {key: getattr(self, key) for key in _CONFIG_ATTRIBUTES}
+        schedule_config = None if self.growth_schedule is None else self.growth_schedule.get_config()
+        config.update(
+            name=self.name, backbone=self.backbone_name, input_shape=list(self.image_shape),
+            compact_inference=self._compact_inference, tasks=[dict(t) for t in self._tasks],
+            growth_schedule=schedule_config, growth_enabled=self._growth,
+            masks_fixed=self._masks_fixed, manual_control=self._manual,
+            selected_task=self._selected,
+        )
+        return config
 
     @classmethod
     def from_config(cls, config):

@@ -168,7 +168,7 @@ class GrowWhenNecessary(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         model = self.model
         self.phases = []
-        self._active = bool(getattr(model, "_schedule_may_act", lambda: False)())
+        self._active = isinstance(getattr(model, "grown_layers", None), list) and may_act(model)
         if not self._active:
             return
         self._epochs = int(self.params.get("epochs") or 1)
@@ -228,7 +228,7 @@ class GrowWhenNecessary(keras.callbacks.Callback):
             return
         if self._should_grow(phase):
             self._best_before = max(self._best_before, phase["best"])
-            self.model._scheduled_change(self.model.grow)
+            change_phase(self.model, self.model.grow)
             self._start("grow")
         else:
             self._fix()
@@ -249,8 +249,38 @@ class GrowWhenNecessary(keras.callbacks.Callback):
         return True
 
     def _fix(self):
-        self.model._scheduled_change(self.model.fix_masks)
+        change_phase(self.model, self.model.fix_masks)
         self._start("fixed")
+
+
+def may_act(model):
+    """Whether a growth schedule may change `model`'s current task's phase in this fit()."""
+    return model.current_task is not None and not model._manual and not model._masks_fixed
+
+
+def change_phase(model, change):
+    """Runs `change` (`model.grow` or `model.fix_masks`) for the schedule, inside fit().
+
+    The first change of a fit() keeps what fit() must put back should it
+    fail later (the plans, optimizers and storage it replaces); after the
+    change the new plans' working variables are the ones training, and the
+    train step is traced again for them.
+    """
+    from keras_grown.transaction import Transaction
+
+    if model._in_fit and model._fit_undo is None:
+        storage = [v for layer in model.grown_layers
+                   for v in (layer.free_kernel, *layer.score_variables)]
+        model._fit_undo = Transaction(model, storage, limit=model.fit_snapshot_memory_limit)
+    model._schedule_acting = True
+    try:
+        change()
+    finally:
+        model._schedule_acting = False
+    if model._in_fit:
+        for plan in model._plans():
+            plan.ahead = True
+        model.make_train_function(force=True)
 
 
 def _check_int(name, value, low):
