@@ -240,7 +240,7 @@ def learn(
     * None (the default): the task underfits, i.e. its training accuracy at
       the end of a phase is below the schedule's `fit_accuracy` (0.98); the
       l0 penalty then decides how much it grows. Costs nothing beyond the
-      fit (FIDELITY.md §11 measures it).
+      fit (FIDELITY.md §12 measures it).
     * a number in (0, 1], or a list of numbers (one per task): validation
       accuracy below it.
     * `"scratch"` (the paper's): a full-size plain network trained on the

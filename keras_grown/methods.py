@@ -214,8 +214,7 @@ class GROWN(Method):
         fixed_mask_epochs: epochs at the end of every task's one `fit()`,
             trained with the masks fixed at their hard values
             (`GrownModel.fix_masks()`: no Gumbel noise, no mask update)
-            before `finish_task()`. None: the growth schedule's default (a
-            40 % of `learn(epochs=)`, at least 1); 0: none.
+            before `finish_task()`. None: the growth schedule's default (40 % of `learn(epochs=)`, at least 1); 0: none.
         grow_from_start: every task starts with growth on (the l0 penalty
             alone decides; `learn(target=None)` of earlier versions). False:
             only the first task does, later ones grow when the schedule
@@ -306,7 +305,6 @@ class GROWN(Method):
         self.add_task(model, task, grow=grow_now)
         schedule = self.schedule_for(model, run, target)
         run.fit(model, run.epochs, schedule=schedule)
-        self.last_phases = list(schedule.phases)
         return schedule.growth_rounds
 
 

@@ -19,6 +19,7 @@ import warnings
 
 import keras
 
+from keras_grown._checks import check_count, check_optional_count
 from keras_grown.sizing import has_dormant_channels
 
 # The share of a fit()'s epochs trained under the fixed masks, and of the
@@ -48,8 +49,8 @@ class GrowWhenNecessary(keras.callbacks.Callback):
        `fit_accuracy`: the masks cannot fit the task's own data with the
        capacity it has); with a number, when the best `monitor` of the
        phase is below it. A growth round is learnable sparse growth: the l0
-       penalty decides how many candidate channels the task keeps. A growth round ends like a
-       phase; another round follows while one is needed, the last one paid
+       penalty decides how many candidate channels the task keeps. A round
+       ends like a phase; another follows while one is needed, the last one paid
        (raised the best `monitor` by more than `min_delta`), fewer than
        `max_growth_rounds` ran and capacity is left.
     3. **Fixed masks** (`GrownModel.fix_masks()`): the last
@@ -107,12 +108,11 @@ class GrowWhenNecessary(keras.callbacks.Callback):
             )
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be the name of a log entry. Received: {monitor!r}")
-        _check_int("patience", patience, 1)
-        _check_int("max_growth_rounds", max_growth_rounds, 0)
-        if reuse_epochs is not None:
-            _check_int("reuse_epochs", reuse_epochs, 0)
-        if fixed_mask_epochs is not None:
-            _check_int("fixed_mask_epochs", fixed_mask_epochs, 0)
+        patience = check_count("patience", patience, 1)
+        max_growth_rounds = check_count("max_growth_rounds", max_growth_rounds, 0)
+        reuse_epochs = check_optional_count("reuse_epochs", reuse_epochs, "None or an integer >= 0")
+        fixed_mask_epochs = check_optional_count(
+            "fixed_mask_epochs", fixed_mask_epochs, "None or an integer >= 0")
         if isinstance(fit_accuracy, bool) or not isinstance(fit_accuracy, numbers.Real) \
                 or not 0.0 < fit_accuracy <= 1.0:
             raise ValueError(
@@ -123,11 +123,11 @@ class GrowWhenNecessary(keras.callbacks.Callback):
             raise ValueError(f"min_delta must be a number >= 0. Received: {min_delta!r}")
         self.target = None if target is None else float(target)
         self.monitor = monitor
-        self.patience = int(patience)
+        self.patience = patience
         self.min_delta = float(min_delta)
-        self.max_growth_rounds = int(max_growth_rounds)
-        self.reuse_epochs = None if reuse_epochs is None else int(reuse_epochs)
-        self.fixed_mask_epochs = None if fixed_mask_epochs is None else int(fixed_mask_epochs)
+        self.max_growth_rounds = max_growth_rounds
+        self.reuse_epochs = reuse_epochs
+        self.fixed_mask_epochs = fixed_mask_epochs
         self.fit_accuracy = float(fit_accuracy)
         self.phases = []
         self._active = False
@@ -208,7 +208,7 @@ class GrowWhenNecessary(keras.callbacks.Callback):
             phase["train_accuracy"] = float(logs["accuracy"])
         if value is not None:
             if value > phase["best"] + self.min_delta or phase["best"] == -math.inf:
-                phase["best"], phase["wait"] = max(value, phase["best"]), 0
+                phase["best"], phase["wait"] = value, 0
             else:
                 phase["wait"] += 1
         stalled = phase["wait"] >= self.patience
@@ -281,11 +281,6 @@ def change_phase(model, change):
         for plan in model._plans():
             plan.ahead = True
         model.make_train_function(force=True)
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")
 
 
 def resolve(schedule):

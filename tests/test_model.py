@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 import keras_grown as kg
-from conftest import assert_weights_unchanged, task_arrays, weights_checksum
+from conftest import assert_weights_unchanged, count_traces, task_arrays, weights_checksum
 
 BATCH = 64
 
@@ -198,14 +198,7 @@ def test_the_first_fit_of_a_new_model_traces_its_step_once(fashion_stream):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     task = fashion_stream[0]
     model.add_task(task.train)
-    traced = []
-    step = model.train_step
-
-    def counted(data):
-        traced.append(1)
-        return step(data)
-
-    model.train_step = counted
+    traced = count_traces(model)
     history = model.fit(_train(task).take(2), epochs=2, verbose=0)
     assert len(traced) == 1
     assert 0.0 <= history.history["accuracy"][-1] <= 1.0  # "accuracy" resolved and updated

@@ -6,7 +6,7 @@ import pytest
 
 import keras_grown as kg
 from keras_grown.learning import prepare
-from tests.conftest import task_arrays, weights_checksum, assert_weights_unchanged
+from conftest import assert_weights_unchanged, count_traces, task_arrays, weights_checksum
 
 
 def _model(**kwargs):
@@ -37,14 +37,7 @@ def test_a_task_that_needs_growth_grows_inside_one_fit(fashion_stream):
     keras.utils.set_random_seed(1)
     model.add_task(fashion_stream[1].train)
     assert not model.growth_enabled
-    traced = []
-    step = model.train_step
-
-    def counted(data):
-        traced.append(1)
-        return step(data)
-
-    model.train_step = counted
+    traced = count_traces(model)
     history = _fit(model, fashion_stream[1], 4, 1)
     phases = [p["phase"] for p in model.growth_schedule.phases]
     # The step is traced once per phase: in place, inside the one fit().
