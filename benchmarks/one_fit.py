@@ -13,10 +13,18 @@ seed, in one process, interleaved:
 * **GROWN, design-card loop**: `add_task`; one `fit(epochs=E,
   validation_data=val)`; `finish_task` (the README's quickstart), written
   out here as a user writes it;
-* optionally **PackNet** of our engine (`--packnet`) and GROWN with the
-  paper's `target="scratch"` (`--scratch-target`).
+* optionally other methods of our engine (`--methods packnet,wsn,finetune`;
+  `--packnet` is `--methods packnet`) and GROWN with the paper's
+  `target="scratch"` (`--scratch-target`).
+
+With `--budgets 3,5,10` every contender but plain Scratch runs at each of
+those epoch counts (plain Scratch at `--scratch-budgets` multiples of each),
+the accuracy-against-wall-time curves of issue 26; `--plot FILE.png` draws
+them from the outcomes (and `--plot` with `--from-json` redraws a saved run).
 
     python benchmarks/one_fit.py --streams split,confusable,permuted --seeds 0,1,2
+    python benchmarks/one_fit.py --streams confusable --budgets 3,5,10 \
+        --methods packnet,wsn,finetune --no-loop --json curve.json --plot curve.png
 """
 
 import argparse
@@ -52,12 +60,27 @@ def main(argv=None):
     arguments.add_argument("--batch-size", type=int, default=64)
     arguments.add_argument("--scratch-budgets", type=harness.int_list, default=[1],
                            help="multiples of --epochs plain Scratch trains, e.g. 1,2,4")
-    arguments.add_argument("--packnet", action="store_true")
+    arguments.add_argument("--packnet", action="store_true", help="= --methods packnet")
+    arguments.add_argument("--methods", default="",
+                           help="engine methods beside GROWN, e.g. packnet,wsn,finetune")
+    arguments.add_argument("--budgets", type=harness.int_list, default=None,
+                           help="epoch counts to run every contender at (default: --epochs)")
+    arguments.add_argument("--plot", default=None,
+                           help="draw accuracy against wall time per contender into this PNG")
+    arguments.add_argument("--from-json", default=None,
+                           help="with --plot: redraw the outcomes of an earlier --json run")
     arguments.add_argument("--scratch-target", action="store_true")
     arguments.add_argument("--no-loop", action="store_true",
                            help="skip the design-card loop")
     arguments.add_argument("--json", default=None, help="write every outcome there")
     args = arguments.parse_args(argv)
+    if args.from_json:
+        outcomes = json.loads(Path(args.from_json).read_text())
+        plot(outcomes, args.plot or Path(args.from_json).with_suffix(".png"))
+        return
+    extra_methods = [m for m in args.methods.split(",") if m]
+    if args.packnet and "packnet" not in extra_methods:
+        extra_methods.append("packnet")
     tf, keras = harness.setup(args.seeds[0])
     import networks
 
@@ -82,20 +105,20 @@ def main(argv=None):
                                            return_dict=True)["accuracy"])
         return sum(accuracy) / len(accuracy), float(len(stream)), {}
 
-    def grown_learn(stream, seed, method=None, target=None):
+    def grown_learn(stream, seed, epochs, method=None, target=None):
         model = method or kg.GrownModel(backbone="lenet5", input_shape=(28, 28, 1))
-        result = kg.learn(model, stream, epochs=args.epochs, batch_size=args.batch_size,
+        result = kg.learn(model, stream, epochs=epochs, batch_size=args.batch_size,
                           seed=seed, target=target)
         return (result.accuracy.average_accuracy(), result.model_size[-1],
                 {"growth_rounds": result.growth_rounds})
 
-    def design_card_loop(stream, seed):
+    def design_card_loop(stream, seed, epochs):
         model = kg.GrownModel(backbone="lenet5", input_shape=(28, 28, 1))
         for index, task in enumerate(stream):
             keras.utils.set_random_seed(seed + index)
             model.add_task(task.train, num_classes=task.num_classes)
             model.fit(prepare(task.train, args.batch_size, shuffle=True, seed=seed + index),
-                      validation_data=prepare(task.val, 256), epochs=args.epochs, verbose=0)
+                      validation_data=prepare(task.val, 256), epochs=epochs, verbose=0)
             model.finish_task()
         accuracy = []
         for index, task in enumerate(stream):
@@ -111,21 +134,25 @@ def main(argv=None):
                 name, train_per_task=args.train_per_task,
                 test_per_task=args.test_per_task, seed=seed, **kwargs,
             )
-            contenders = {
-                f"plain Scratch {k * args.epochs} epochs":
-                    (lambda k=k: plain_scratch(stream, seed, k * args.epochs))
-                for k in args.scratch_budgets
-            }
-            contenders["GROWN learn()"] = lambda: grown_learn(stream, seed)
-            if not args.no_loop:
-                contenders["GROWN design-card loop"] = lambda: design_card_loop(stream, seed)
-            if args.packnet:
-                contenders["PackNet (engine)"] = lambda: grown_learn(
-                    stream, seed, methods.PackNet(backbone="lenet5"))
-            if args.scratch_target:
-                contenders['GROWN learn(target="scratch")'] = lambda: grown_learn(
-                    stream, seed, target="scratch")
-            for contender, run in contenders.items():
+            contenders = {}
+            for epochs in args.budgets or [args.epochs]:
+                for k in args.scratch_budgets:
+                    contenders[f"plain Scratch {k * epochs} epochs"] = (
+                        k * epochs, lambda e=k * epochs: plain_scratch(stream, seed, e))
+                contenders[f"GROWN learn() {epochs} epochs"] = (
+                    epochs, lambda e=epochs: grown_learn(stream, seed, e))
+                if not args.no_loop:
+                    contenders[f"GROWN design-card loop {epochs} epochs"] = (
+                        epochs, lambda e=epochs: design_card_loop(stream, seed, e))
+                for name in extra_methods:
+                    label = methods.get(name).label
+                    contenders[f"{label} (engine) {epochs} epochs"] = (
+                        epochs, lambda e=epochs, n=name: grown_learn(
+                            stream, seed, e, methods.get(n, backbone="lenet5")))
+                if args.scratch_target:
+                    contenders[f'GROWN learn(target="scratch") {epochs} epochs'] = (
+                        epochs, lambda e=epochs: grown_learn(stream, seed, e, target="scratch"))
+            for contender, (epochs, run) in contenders.items():
                 keras.backend.clear_session()
                 gc.collect()
                 keras.utils.set_random_seed(seed)
@@ -133,20 +160,58 @@ def main(argv=None):
                 accuracy, size, extra = run()
                 wall = time.perf_counter() - start
                 outcome = dict(stream=stream_key, seed=seed, contender=contender,
-                               accuracy=accuracy, size=size, seconds=wall, **extra)
+                               method=contender.rsplit(" ", 2)[0], epochs=epochs, accuracy=accuracy, size=size, seconds=wall, **extra)
                 outcomes.append(outcome)
                 print(json.dumps(outcome), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(outcomes, indent=1))
+    if args.plot:
+        plot(outcomes, args.plot)
     print()
     print("| stream | seed | contender | accuracy | size | wall s | / plain Scratch E |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for outcome in outcomes:
         base = next(o for o in outcomes if o["stream"] == outcome["stream"]
-                    and o["seed"] == outcome["seed"] and o["contender"].startswith("plain"))
+                    and o["seed"] == outcome["seed"] and o["contender"].startswith("plain")
+                    and o["epochs"] == outcome["epochs"])
         print(f"| {outcome['stream']} | {outcome['seed']} | {outcome['contender']} | "
               f"{100 * outcome['accuracy']:.2f} % | {outcome['size']:.2f}x | "
               f"{outcome['seconds']:.1f} | {outcome['seconds'] / base['seconds']:.2f}x |")
+
+
+def plot(outcomes, path):
+    """Average accuracy against wall time, one curve per method and stream (mean over seeds)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    streams = sorted({o["stream"] for o in outcomes})
+    figure = Figure(figsize=(5.2 * len(streams), 4.2))
+    FigureCanvasAgg(figure)
+    for index, stream in enumerate(streams):
+        axes = figure.add_subplot(1, len(streams), index + 1)
+        rows = [o for o in outcomes if o["stream"] == stream]
+        for method in dict.fromkeys(o["method"] for o in rows):
+            points = {}
+            for o in rows:
+                if o["method"] == method:
+                    points.setdefault(o["epochs"], []).append(o)
+            xs, ys = [], []
+            for epochs in sorted(points):
+                runs = points[epochs]
+                xs.append(sum(o["seconds"] for o in runs) / len(runs))
+                ys.append(100 * sum(o["accuracy"] for o in runs) / len(runs))
+            line, = axes.plot(xs, ys, marker="o", label=method)
+            for x, y, epochs in zip(xs, ys, sorted(points)):
+                axes.annotate(str(epochs), (x, y), textcoords="offset points", xytext=(3, 3),
+                              fontsize=7, color=line.get_color())
+        axes.set_title(f"{stream} (numbers: epochs per task)")
+        axes.set_xlabel("wall time of the whole stream, s")
+        axes.set_ylabel("average accuracy, %")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
