@@ -7,6 +7,7 @@ optimizers' state over to its working variables.
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 from keras.src.utils import tracking
 
@@ -22,6 +23,74 @@ class CompileSettings:
 
     def __init__(self):
         self.arguments = None
+
+
+def apply_gradients(model, gradients, variables):
+    """One training step's updates: the mask scores by `mask_optimizer`, the rest by `optimizer`.
+
+    Under loss scaling (a `keras.optimizers.LossScaleOptimizer`, as Keras
+    wraps the optimizer for a `mixed_float16` policy) the gradients are of
+    the scaled loss: the weights' optimizer unscales its own and skips the
+    step when one is not finite; the scores' gradients are unscaled by the
+    same scale here and skipped with it, so a step that overflows changes
+    neither.
+    """
+    score_ids = {id(v) for v in planning.score_variables(model)}
+    weight_pairs, score_pairs = [], []
+    for gradient, variable in zip(gradients, variables):
+        if gradient is None:
+            continue
+        if isinstance(gradient, tf.IndexedSlices):
+            # Gathered per-task biases / heads: dense, as on the full path.
+            gradient = tf.convert_to_tensor(gradient)
+        (score_pairs if id(variable) in score_ids else weight_pairs).append((gradient, variable))
+    optimizer = model.optimizer
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer) and bool(score_pairs)
+    if scaled:
+        # Read before the weights' step, which may change the scale.
+        scale = tf.identity(optimizer.dynamic_scale)
+        finite = optimizer.check_finite([g for g, _ in weight_pairs + score_pairs])
+        # A score gradient that overflows makes the whole step non-finite for
+        # the weights' optimizer too: it skips the step and lowers the scale.
+        poison = tf.where(optimizer.check_finite([g for g, _ in score_pairs]), 0.0, float("nan"))
+        weight_pairs = [(g + tf.cast(poison, g.dtype), v) for g, v in weight_pairs]
+        score_pairs = [(g / tf.cast(scale, g.dtype), v) for g, v in score_pairs]
+    if weight_pairs:
+        optimizer.apply_gradients(weight_pairs)
+    if not score_pairs:
+        return
+    if scaled:
+        _apply_if_finite(model.mask_optimizer, score_pairs, finite)
+    else:
+        model.mask_optimizer.apply_gradients(score_pairs)
+
+
+def _apply_if_finite(optimizer, pairs, finite):
+    """`optimizer.apply_gradients(pairs)` when `finite`, as `LossScaleOptimizer` does.
+
+    Under a strategy that merges replicas the condition is taken in the
+    cross-replica context (a `cond` in a replica context cannot have a
+    branch that merges), as Keras' `LossScaleOptimizer` does.
+    """
+    def skip():
+        return tf.constant(False)
+
+    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+        def apply():
+            optimizer.apply_gradients(pairs)
+            return tf.constant(True)
+
+        tf.cond(finite, apply, skip)
+        return
+
+    def cross_replica(distribution, finite, pairs):
+        def apply():
+            distribution.extended.call_for_each_replica(optimizer.apply_gradients, args=(pairs,))
+            return tf.constant(True)
+
+        tf.cond(distribution.experimental_local_results(finite)[0], apply, skip)
+
+    tf.distribute.get_replica_context().merge_call(cross_replica, args=(finite, pairs))
 
 
 def compile_with(model, settings, build_metrics=True):

@@ -31,7 +31,7 @@ _CONFIG_ATTRIBUTES = (
 class GrownModel(keras.Model):
     """A continual learner that grows a small seed network only when necessary.
 
-    GROWN (see DESIGN.md): tasks arrive one after another, each with its own
+    GROWN (README.md, "How it works"): tasks arrive one after another, each with its own
     head. The backbone starts as a seed (`seed_ratio` of the full-size width)
     inside a pool of `capacity` times the full-size width. For every task:
 
@@ -600,7 +600,7 @@ class GrownModel(keras.Model):
 
     def train_step(self, data):
         # Keras' TensorFlowTrainer.train_step with one change: the mask
-        # scores are updated by their own optimizer.
+        # scores are updated by their own optimizer (compiling.apply_gradients).
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
@@ -612,22 +612,7 @@ class GrownModel(keras.Model):
             )
             loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
-        gradients = tape.gradient(loss, variables)
-        score_ids = {id(v) for v in planning.score_variables(self)}
-        weight_pairs, score_pairs = [], []
-        for gradient, variable in zip(gradients, variables):
-            if gradient is None:
-                continue
-            if isinstance(gradient, tf.IndexedSlices):
-                # Gathered per-task biases / heads: dense, as on the full path.
-                gradient = tf.convert_to_tensor(gradient)
-            (score_pairs if id(variable) in score_ids else weight_pairs).append(
-                (gradient, variable)
-            )
-        if weight_pairs:
-            self.optimizer.apply_gradients(weight_pairs)
-        if score_pairs:
-            self.mask_optimizer.apply_gradients(score_pairs)
+        compiling.apply_gradients(self, tape.gradient(loss, variables), variables)
         return self._per_replica_logs(
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         )

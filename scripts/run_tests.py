@@ -61,6 +61,7 @@ SHARED_PROCESS = (
     "test_layers.py",
     "test_evaluation.py",
     "test_layout.py",
+    "test_loss_scaling.py",
 )
 
 
