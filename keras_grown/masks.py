@@ -267,14 +267,26 @@ def mask_entropy_bits(bits):
     return float(size * -(p * math.log2(p) + (1 - p) * math.log2(1 - p)))
 
 
-def expected_l0(score):
-    """Expected number of `on` entries under the relaxation: `sum(sigmoid(s))`.
+def on_probability(score):
+    """Probability that a mask entry is on under the relaxation: `sigmoid(score)`.
+
+    For the `"concrete"` form it is the probability a Gumbel sample is on;
+    for the `"paper"` form, the same inference-time probability.
+    """
+    return ops.sigmoid(score)
+
+
+def expected_l0(score, where=None):
+    """Expected number of `on` entries under the relaxation: `sum(where * sigmoid(score))`.
 
     `||m||_0` is not differentiable; its expectation under the binary-Concrete
-    relaxation is `sum(sigmoid(score))` (for the `"concrete"` form; it is the
-    same inference-time probability for the `"paper"` form).
+    relaxation is the sum of `on_probability(score)`, here over the entries
+    where `where` (a 0/1 or weight tensor of the score's shape) is non-zero.
     """
-    return ops.sum(ops.sigmoid(score))
+    probability = on_probability(score)
+    if where is not None:
+        probability = where * probability
+    return ops.sum(probability)
 
 
 def pack_bits(mask):

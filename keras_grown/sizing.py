@@ -208,15 +208,15 @@ def growth_terms(model):
             # The l0 norm of the grown mask is not differentiable: use its
             # expectation sum(sigmoid(score)) over this round's candidates,
             # each weighted by the share of one full-size backbone it adds.
-            grown = candidate * ops.sigmoid(grown_score)
+            grown = candidate * masks.on_probability(grown_score)
             channel_probability = channel_probability + grown
             if model.l0_scope == "grown_channels":
-                l0 = l0 + weight * ops.sum(grown)
+                l0 = l0 + weight * masks.expected_l0(grown_score, where=candidate)
             on = on + ops.sum(candidate * masks.hard_mask(grown_score))
         if model.l0_scope == "new_weights" and layer.attentive_learned:
             # Expected number of free weights the task takes: kernel kept
             # (attentive mask) times its channel on (active or grown).
-            kept = ops.sum((1.0 - owned) * ops.sigmoid(attentive_score), axis=0)
+            kept = ops.sum((1.0 - owned) * masks.on_probability(attentive_score), axis=0)
             l0 = l0 + ops.sum(kept * channel_probability) * (
                 kernel_elements(layer) / model.full_size_weights
             )

@@ -105,6 +105,13 @@ def test_expected_l0_is_sum_of_sigmoids():
     assert float(masks.expected_l0(tf.constant([0.0, 0.0, 100.0]))) == pytest.approx(2.0)
 
 
+def test_expected_l0_counts_only_where_asked():
+    score = tf.constant([0.0, 0.0, 100.0])
+    assert float(masks.expected_l0(score, where=tf.constant([1.0, 0.0, 1.0]))) == pytest.approx(1.5)
+    assert float(masks.expected_l0(score, where=tf.constant([0.0, 0.0, 2.0]))) == pytest.approx(2.0)
+    np.testing.assert_allclose(masks.on_probability(score).numpy(), [0.5, 0.5, 1.0])
+
+
 @pytest.mark.parametrize("shape", [(3, 5), (1, 1), (7,), (16, 8)])
 def test_pack_unpack_round_trip(shape):
     rng = np.random.default_rng(0)
