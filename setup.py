@@ -32,7 +32,7 @@ setup(
     ],
     extras_require={
         "digits": ["scikit-learn>=1.3"],
-        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "scikit-learn>=1.3"],
+        "test": ["pytest>=7.4", "scikit-learn>=1.3"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
     },
     entry_points={"console_scripts": ["keras-grown=keras_grown.cli:main"]},

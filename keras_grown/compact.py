@@ -8,7 +8,7 @@ task uses, with the kernel entries its mask excludes written as 0, its own
 biases and batch-norm state, and its own head. `GrownModel`'s compact inference
 runs it, `keras_grown.export` writes it to files; this module imports neither.
 
-Which channels are kept (DESIGN.md, "compact export"):
+Which channels are kept (README.md, "Compact export"):
 
 * the output channels of a grown layer are the task's channel mask
   (`layer.task_channel_mask(k)`); an off channel outputs exactly zero in the

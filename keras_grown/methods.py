@@ -2,7 +2,7 @@
 
 Every method here is a small policy object that `keras_grown.learn()` runs
 with the same training loop, the same metrics and the same model-size
-definition (DESIGN.md, "one engine for every method"):
+definition (README.md, "Methods and baselines: one engine"):
 
 | method | seed | selective mask | attentive mask | growth | frees weights |
 | --- | --- | --- | --- | --- | --- |
@@ -73,8 +73,8 @@ class Method:
         fixed = set(model_kwargs) & set(self.settings())
         if fixed:
             raise ValueError(
-                f"{type(self).__name__} fixes {sorted(fixed)} (see DESIGN.md's table of "
-                "methods); remove them from the arguments."
+                f"{type(self).__name__} fixes {sorted(fixed)} (the table of methods "
+                "in keras_grown.methods' docstring); remove them from the arguments."
             )
         for key in ("input_shape", "tasks"):
             if key in model_kwargs:
@@ -222,7 +222,6 @@ class GROWN(Method):
         **kwargs: see `Method`.
     """
 
-    label = "GROWN"
     uses_target = True
 
     def __init__(self, selective_mask=True, learnable_growth=True, retrain_released=True,
@@ -242,13 +241,10 @@ class GROWN(Method):
     @classmethod
     def from_model(cls, model, fixed_mask_epochs=None, grow_from_start=False):
         """GROWN training an existing `GrownModel` with its own settings."""
-        method = cls.__new__(cls)
-        method.selective_mask = model.selective_mask
-        method.learnable_growth = model.attentive_mask
-        method.retrain_released = model.retrain_released
-        method.fixed_mask_epochs = _check_epochs("fixed_mask_epochs", fixed_mask_epochs)
-        method.grow_from_start = bool(grow_from_start)
-        Method.__init__(method)
+        method = cls(selective_mask=model.selective_mask,
+                     learnable_growth=model.attentive_mask,
+                     retrain_released=model.retrain_released,
+                     fixed_mask_epochs=fixed_mask_epochs, grow_from_start=grow_from_start)
         method._wrapped = model
         return method
 
@@ -260,6 +256,7 @@ class GROWN(Method):
 
     @property
     def label(self):
+        """`GROWN`, or its ablation step of Table 5 (`Grow +Sel-mask`, ...)."""
         switches = (self.selective_mask, self.learnable_growth, self.retrain_released)
         if all(switches):
             return "GROWN"

@@ -36,7 +36,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
       and its bias.
     * the scores of the current task's selective, attentive and grown masks.
 
-    The effective mask of the task being learned (DESIGN.md):
+    The effective mask of the task being learned (README.md, "How it works"):
 
         M[i, o] = m_s[i, o]           if owner[i, o] > 0     (frozen, picked)
                 = m_a[i, o]           if free and o active
@@ -406,7 +406,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
     def planned_kernel(self, training=False):
         """`effective_kernel()` over the plan's on-part only (the task being learned).
 
-        The same masks as the full-capacity path (DESIGN.md), computed for the
+        The same masks as the full-capacity path (`effective_kernel()`), computed for the
         kernels between the plan's input and output channels and from the
         working variables: no kernel of a channel that cannot be on for the
         task is gathered, sampled or multiplied.
