@@ -72,6 +72,9 @@ def main(argv=None):
     arguments.add_argument("--scratch-target", action="store_true")
     arguments.add_argument("--no-loop", action="store_true",
                            help="skip the design-card loop")
+    arguments.add_argument("--skip", default="",
+                           help="comma-separated contender names to leave out, e.g. "
+                                "'GROWN learn() 5 epochs' (runs another job already made)")
     arguments.add_argument("--json", default=None, help="write every outcome there")
     args = arguments.parse_args(argv)
     if args.from_json:
@@ -152,6 +155,8 @@ def main(argv=None):
                 if args.scratch_target:
                     contenders[f'GROWN learn(target="scratch") {epochs} epochs'] = (
                         epochs, lambda e=epochs: grown_learn(stream, seed, e, target="scratch"))
+            for skipped in filter(None, (part.strip() for part in args.skip.split(","))):
+                contenders.pop(skipped, None)
             for contender, (epochs, run) in contenders.items():
                 keras.backend.clear_session()
                 gc.collect()
