@@ -24,9 +24,11 @@ class GrowthMonitor(keras.callbacks.Callback):
     * `task`: the index (0-based) of the task being learned, or of the task
       just finished; `task/growing`: 1 while learnable sparse growth is on.
       It steps up where a new task starts.
-    * `task/events` (text): "task k started", "growth switched on", and on
-      finishing a table of channels grown and kernels taken and reused per
-      layer, with the model size.
+    * `task/events` (text): "task k started", "growth switched on" and
+      "masks fixed" (at the step of the first epoch after the change: a
+      growth schedule's decisions inside one `fit()` show where they are
+      taken), and on finishing a table of channels grown and kernels taken
+      and reused per layer, with the model size.
     * `growth/<layer>`: the layer's width over its full-size width: active
       channels plus, while growing, the dormant channels the grown mask
       switches on without noise (`layer.hard_channel_on()`). After a task
@@ -105,15 +107,29 @@ class GrowthMonitor(keras.callbacks.Callback):
         for task in self._seen_tasks:
             if task not in self._reported_tasks and task in model.finished_tasks:
                 self._write_task_end(model, task, None)
+        self._write_phase_events(model)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch > 0:
+            # A growth schedule changes the phase at an epoch's end, after
+            # this monitor wrote that epoch: the change shows from the next.
+            self._write_phase_events(self.model)
+
+    def _write_phase_events(self, model):
+        """"Task k started", "growth switched on/off", "masks fixed", where they happen."""
         task = model.current_task
-        growing = model.growth_enabled
+        growing, fixed = model.growth_enabled, model.masks_fixed
         events = []
         if task not in self._seen_tasks:
             self._seen_tasks.append(task)
             events.append(f"Task {task} started (growth {'on' if growing else 'off'}).")
-        elif growing != self._growing[task]:
-            events.append(f"Task {task}: growth switched {'on' if growing else 'off'}.")
-        self._growing[task] = growing
+        else:
+            was_growing, was_fixed = self._growing.get(task, (growing, fixed))
+            if growing != was_growing:
+                events.append(f"Task {task}: growth switched {'on' if growing else 'off'}.")
+            if fixed and not was_fixed:
+                events.append(f"Task {task}: masks fixed.")
+        self._growing[task] = (growing, fixed)
         if events:
             with self.writer.as_default(step=self._step):
                 tf.summary.text("task/events", " ".join(events))

@@ -183,6 +183,34 @@ def test_manual_loop_reports_an_unreported_task_at_the_next_fit(tmp_path, fashio
     assert at(read["selected_kernels/task_1"], 4) == reused
 
 
+def test_growth_and_fixed_masks_decided_inside_one_fit_are_written_where_they_happen(
+        tmp_path, fashion_stream):
+    kg.set_seed(2)
+    model = kg.GrownModel("lenet5", l0_lambda=1e-3, seed=2)
+    monitor = GrowthMonitor(str(tmp_path), histograms=False)
+    tasks = list(fashion_stream)[:2]
+    model.add_task(tasks[0].train)
+    model.fit(tasks[0].train.take(128).batch(64), epochs=1, callbacks=[monitor], verbose=0)
+    monitor.on_task_end(model, model.finish_task())
+    model.add_task(tasks[1].train)
+    # A target no task reaches: 3 epochs are reuse, one growth round, fixed masks.
+    schedule = kg.callbacks.GrowWhenNecessary(target=1.0)
+    model.fit(tasks[1].train.take(128).batch(64), validation_data=tasks[1].val.batch(64),
+              epochs=3, callbacks=[monitor, schedule], verbose=0)
+    assert [p["phase"] for p in schedule.phases] == ["reuse", "grow", "fixed"]
+    monitor.on_task_end(model, model.finish_task())
+    monitor.close()
+    read = read_events(tmp_path)
+    # Fixing the masks keeps the grown channels' round on (their masks hard).
+    assert read["task/growing"][2:] == [(2, 0.0), (3, 1.0), (4, 1.0), (5, 0.0)]
+    events = dict(read["task/events"])
+    assert sorted(events) == [0, 1, 2, 3, 4, 5]
+    assert events[2] == "Task 1 started (growth off)."
+    assert events[3] == "Task 1: growth switched on."
+    assert events[4] == "Task 1: masks fixed."
+    assert events[5].startswith("Task 1 finished.")
+
+
 def test_log_dir_that_is_a_file_is_refused_with_its_path(tmp_path):
     existing_file = tmp_path / "events.txt"
     existing_file.write_text("not a folder")
