@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from keras_grown.cli import report as report_cli
 from keras_grown.evaluation import AccuracyMatrix
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parent.parent
 STREAM_KWARGS = dict(num_tasks=5, train_per_task=64)  # 2 classes a task
 # The paper's target, so that GROWN's runs train a Scratch reference (the
 # default, None, trains none).
@@ -259,6 +261,55 @@ def test_cli_report_rebuilds_the_folder(copy_of, capsys):
     assert "| Scratch | " in capsys.readouterr().out
 
 
+def test_variants_run_as_methods_of_their_own_beside_old_runs(copy_of, monkeypatch, capsys):
+    # The fixture's file as written before variants (no "variant" in its runs).
+    payload = read(copy_of)
+    for run in payload["runs"]:
+        run.pop("variant")
+    (copy_of / "results.json").write_text(json.dumps(payload))
+    old = payload["runs"]
+    counter = CountingLearn()
+    monkeypatch.setattr(bench_running, "learn", counter)
+    payload = bench_lib.bench(
+        "split_fashion_mnist", out=copy_of, resume=True, progress=False,
+        **dict(RUN, methods="scratch,wsn,wsn@capacity=0.1", seeds="0"),
+    )  # fmt: skip
+    assert [(name, seed) for name, seed, _ in counter.calls] == [("wsn", 0), ("wsn", 0)]
+    assert payload["runs"][:4] == old
+    assert payload["methods"] == ["grown", "scratch", "wsn", "wsn@capacity=0.1"]
+    plain, variant = payload["runs"][4:]
+    assert (plain["method"], plain["label"], plain["variant"]) == ("wsn", "WSN", {})
+    assert (variant["method"], variant["label"], variant["variant"]) == (
+        "wsn@capacity=0.1", "WSN (capacity=0.1)", {"capacity": 0.1},
+    )  # fmt: skip
+    assert plain["config"]["capacity"] == 0.5 and variant["config"]["capacity"] == 0.1
+    # Each task keeps the top c of every layer's kernels: c = 0.1 stores far fewer.
+    assert variant["model_size"][0] < 0.5 * plain["model_size"][0]
+    assert variant["mask_bytes"] == plain["mask_bytes"]  # the same 1-bit masks, other bits set
+    text = (copy_of / "RESULTS.md").read_text()
+    for label in ("WSN", "WSN (capacity=0.1)"):
+        assert f"| {label} | " in text and f"\n### {label}\n" in text
+    assert "![WSN (capacity=0.1)](accuracy_wsn-capacity=0.1.png)" in text
+    assert "Not finished: wsn seed 1, wsn@capacity=0.1 seed 1." in text
+    assert (copy_of / "accuracy_wsn-capacity=0.1.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert not (copy_of / "checkpoints" / "wsn-capacity=0.1-seed0").exists()
+    # Resume is per variant, whichever way the entry is written: nothing trains.
+    before = text
+    args = cli_parser().parse_args(
+        CLI + ["--methods", "scratch,wsn,wsn@capacity=.1", "--seeds", "0", "--resume",
+               "--out", str(copy_of)]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    assert len(counter.calls) == 2
+    assert capsys.readouterr().err.count("already in results.json, skipped") == 3
+    assert len(read(copy_of)["runs"]) == 6
+    assert (copy_of / "RESULTS.md").read_text().replace("```", "").count("keras-grown bench") == 1
+    bench_lib.report(copy_of)
+    assert (copy_of / "RESULTS.md").read_text().split("## Commands")[0] == before.split(
+        "## Commands"
+    )[0]
+
+
 # ---------------------------------------------------------------- no training below
 
 
@@ -301,6 +352,45 @@ def cli_parser():
             dict(methods="packnet", method_overrides=dict(packnet=dict(prune_ratio=1.5))),
             r"prune_ratio must be in \[0, 1\)",
         ),
+        # Variants: name@key=value[@key=value...].
+        (
+            dict(methods="grown,wsn@capacty=0.1"),
+            r"methods entry 'wsn@capacty=0.1': method 'wsn' \(WSN\) takes no argument "
+            r"'capacty'. It accepts .*\bcapacity\b.*reinit_scores",
+        ),
+        (
+            dict(methods="wsn@capacity=2"),
+            r"methods entry 'wsn@capacity=2': WSN's capacity .* must be in \(0, 1\]. Received: "
+            r"capacity=2. Change the value in the entry",
+        ),
+        (dict(methods="wsn@reinit_scores=maybe"), r"reinit_scores is true or false \(write "),
+        (dict(methods="wsn@capacity=nan"), r"capacity=nan is not a finite number"),
+        (
+            dict(methods="wsn,wsn@capacity=0.1,wsn@capacity=.1"),
+            r"methods names wsn@capacity=0.1 more than once; give each method or variant once",
+        ),
+        (
+            dict(methods="wsn@capacity"),
+            r"methods entry 'wsn@capacity': the setting 'capacity' has no key=value. Write a "
+            r"variant as name@key=value, several settings joined by @, e.g. wsn@capacity=0.1",
+        ),
+        (dict(methods="wsn@"), r"methods entry 'wsn@': an empty setting"),
+        (dict(methods="wsn@capacity="), r"'capacity=' has no value \(none for None\)"),
+        (dict(methods="wsn@capacity=1@capacity=2"), r"sets capacity more than once"),
+        (dict(methods="wsm@capacity=0.1"), r"Unknown method 'wsm' in methods \(methods entry"),
+        (dict(methods="wsn@seed=1"), r"methods entry 'wsn@seed=1' sets seed; .* from seeds"),
+        (
+            dict(methods="packnet@capacity=0.5"),
+            r"'packnet@capacity=0.5': method 'packnet' \(PackNet\) fixes capacity",
+        ),
+        (
+            dict(methods="grow@selective_mask=true"),
+            r"method 'grow' sets this argument itself .* vary the method that takes it",
+        ),
+        (
+            dict(methods="wsn@capacity=0.1", method_overrides={"wsn@capacity=0.1": {}}),
+            r"method_overrides is keyed by method name; give a variant's settings in its methods",
+        ),
     ],
 )
 def test_bad_arguments_fail_before_anything_is_written(tmp_path, changes, message):
@@ -332,6 +422,75 @@ def test_settings_a_method_fixes_are_left_out_for_it():
         "grown", {"seed_ratio": 0.3}, {"grown": {"l0_lambda": 2.0}}
     )
     assert arguments == {"seed_ratio": 0.3, "l0_lambda": 2.0} and ignored == []
+
+
+def test_a_variant_overrides_method_kwargs_and_method_overrides():
+    arguments, ignored = bench_lib._method_arguments(
+        "wsn", {"l0_lambda": 0.1, "capacity": 1.5, "learning_rate": 0.01},
+        {"wsn": {"capacity": 0.3, "reinit_scores": True, "learning_rate": 0.02}},
+        {"capacity": 0.1, "learning_rate": 0.05},
+    )  # fmt: skip
+    # WSN fixes GrownModel's capacity (full size): the shared one is left out;
+    # its own capacity (c) comes from the variant over method_overrides.
+    assert arguments == {
+        "l0_lambda": 0.1, "capacity": 0.1, "reinit_scores": True, "learning_rate": 0.05,
+    }  # fmt: skip
+    assert ignored == ["capacity"]
+
+
+def test_parse_methods_reads_variants_in_one_canonical_form():
+    entries = bench_lib.parse_methods(
+        " grown, wsn,wsn@capacity=.1 ,packnet@retrain_epochs=1@prune_ratio=0.75,"
+        "grown@optimizer=sgd@fixed_mask_epochs=None@jit_compile=TRUE@learning_rate=1e-4"
+    )
+    assert entries == [
+        "grown", "wsn", "wsn@capacity=0.1", "packnet@prune_ratio=0.75@retrain_epochs=1",
+        "grown@fixed_mask_epochs=none@jit_compile=true@learning_rate=0.0001@optimizer=sgd",
+    ]  # fmt: skip
+    assert bench_lib.parse_methods(entries) == entries  # a list, and the canonical form again
+    name, variant = bench_lib.parse_variant(entries[-1])
+    assert name == "grown" and variant == {
+        "fixed_mask_epochs": None, "jit_compile": True, "learning_rate": 1e-4, "optimizer": "sgd",
+    }  # fmt: skip
+    assert type(bench_lib.parse_variant("packnet@retrain_epochs=1")[1]["retrain_epochs"]) is int
+    assert bench_lib.parse_variant("wsn") == ("wsn", {})
+    assert bench_lib.variant_label("wsn", {"capacity": 0.1}) == "WSN (capacity=0.1)"
+    assert bench_lib.variant_label("packnet", {"prune_ratio": 0.75, "retrain_epochs": 1}) == (
+        "PackNet (prune_ratio=0.75, retrain_epochs=1)"
+    )
+    with pytest.raises(ValueError, match=r"methods names wsn@capacity=1 more than once"):
+        bench_lib.parse_methods("wsn@capacity=1,wsn@capacity=1.0")  # one value, two spellings
+
+
+def test_default_methods_are_table_1_with_wsn_after_packnet():
+    assert bench_lib.DEFAULT_METHODS == (
+        "grown", "grow_only", "piggyback", "packnet", "wsn", "finetune", "scratch", "ewc",
+    )  # fmt: skip
+    args = cli_parser().parse_args(["bench"])
+    assert bench_lib.parse_methods(args.methods) == list(bench_lib.DEFAULT_METHODS)
+
+
+def test_report_of_results_written_before_variants(tmp_path, capsys):
+    # A results.json as bench wrote it before variants: no "variant" in its
+    # runs, plain names only (hand-written here, and a file kept in docs/).
+    payload = synthetic_payload({"wsn": [0, 1], "packnet": [0]})
+    (tmp_path / "results.json").write_text(json.dumps(payload))
+    args = cli_parser().parse_args(["report", str(tmp_path)])
+    assert args.func(args) == 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| WSN | 55.00 ± 7.07 |" in text and "| PackNet | 50.00 |" in text
+    assert "![WSN](accuracy_wsn.png)" in text
+    assert "| WSN | " in capsys.readouterr().out
+    assert (tmp_path / "accuracy_wsn.png").read_bytes()[:8] == PNG_SIGNATURE
+    kept = ROOT / "docs" / "results" / "history" / "permuted_short_2026-11-25" / "results.json"
+    if kept.is_file():
+        (tmp_path / "kept").mkdir()
+        shutil.copy(kept, tmp_path / "kept" / "results.json")
+        paths = bench_lib.report(tmp_path / "kept")
+        text = paths[0].read_text()
+        for label in ("GROWN", "PackNet", "Piggyback", "Fine-tune", "Scratch"):
+            assert f"\n| {label} | " in text
+        assert (tmp_path / "kept" / "accuracy_packnet.png").is_file()
 
 
 def test_planned_epochs_count_packnet_twice():

@@ -20,6 +20,11 @@ through the same `learn()` loop, and writes to its `out` folder:
   accuracy-matrix heat map per method (`accuracy_<method>.png`, mean over
   seeds).
 
+A methods entry may be a variant, `name@key=value[@key=value...]`
+(`"grown,wsn,wsn@capacity=0.1"`): the method with settings of its own, run,
+stored (under its entry) and reported (as `WSN (capacity=0.1)`) as a method
+of its own; `parse_variant` reads one.
+
 `report(out)` rebuilds `RESULTS.md` and the plots from `results.json` alone.
 
 The package holds one module per job: `running` (`bench()` and the checks
@@ -32,6 +37,7 @@ from keras_grown.bench.progress import BenchProgress
 from keras_grown.bench.reporting import (
     ABLATION,
     REPORT_FILE,
+    method_file_stem,
     plot_results,
     report,
     results_markdown,
@@ -49,6 +55,9 @@ from keras_grown.bench.running import (
     parse_methods,
     parse_seeds,
     parse_target,
+    parse_variant,
+    variant_key,
+    variant_label,
 )
 
 # The checks of bench()'s arguments, reachable here as they were in the
@@ -63,8 +72,11 @@ __all__ = [
     "load_results",
     "parse_methods",
     "parse_seeds",
+    "parse_variant",
     "plot_results",
     "report",
     "results_markdown",
     "summary",
+    "variant_key",
+    "variant_label",
 ]

@@ -7,6 +7,7 @@ results.json, and `summary()` the Table 1 alone.
 """
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -25,6 +26,15 @@ ABLATION = (
     ("grow_sel_lsg", "+LSG", (True, True, False)),
     ("grown", "+Re-train", (True, True, True)),
 )
+
+
+def method_file_stem(key):
+    """A file name part for a methods entry: `grown`, `wsn@capacity=0.1` -> `wsn-capacity=0.1`.
+
+    Plain method names are kept as they are (the files of results written
+    before variants keep their names).
+    """
+    return re.sub(r"[^A-Za-z0-9._=-]", "-", key)
 
 
 def _duration(seconds):
@@ -60,7 +70,10 @@ def _mask_sizes(run):
 
 
 def _grouped(payload):
-    """[(method name, label, [runs sorted by seed])] in the order methods were asked for."""
+    """[(methods entry, label, [runs sorted by seed])] in the order methods were asked for.
+
+    An entry is a method name or a variant (`wsn@capacity=0.1`): each is a row of its own.
+    """
     groups = []
     for name in payload["methods"]:
         runs = sorted((r for r in payload["runs"] if r["method"] == name), key=lambda r: r["seed"])
@@ -193,7 +206,7 @@ def results_markdown(payload):
             "",
             _mean_matrix(runs).to_markdown(),
             "",
-            f"![{label}](accuracy_{name}.png)",
+            f"![{label}](accuracy_{method_file_stem(name)}.png)",
         ]
     lines += [
         "",
@@ -292,7 +305,7 @@ def plot_results(payload, folder):
         matrix = _mean_matrix(runs)
         paths.append(
             matrix.plot_heatmap(
-                folder / f"accuracy_{name}.png",
+                folder / f"accuracy_{method_file_stem(name)}.png",
                 title=f"{label}: accuracy (%), mean of {len(runs)} seed(s)",
             )
         )

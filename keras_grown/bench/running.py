@@ -3,13 +3,25 @@
 Each (method, seed) run builds the stream with its seed, sets the seed,
 makes the method with `keras_grown.methods.get(name, seed=seed, ...)` and
 trains it with `learn()`, so all methods see the same data, splits and
-shuffling. Here too: the checks of `bench()`'s arguments (method names,
-seeds, the stream and the arguments each method takes).
+shuffling. Here too: the checks of `bench()`'s arguments (method names and
+variants, seeds, the stream and the arguments each method takes).
+
+A methods entry is a method name (`wsn`) or a *variant*: the name with
+settings of its own, `name@key=value`, several joined by `@`
+(`wsn@capacity=0.1`, `packnet@prune_ratio=0.75@retrain_epochs=1`). `@`
+and `=` never occur in method names and need no quoting in a shell, and the
+entries stay comma-separated. Values are read as int, float, true/false,
+none, else as text. A variant runs as a method of its own: its canonical
+entry (settings sorted by key, values written back in one form, so
+`wsn@capacity=.1` is `wsn@capacity=0.1`) keys its runs in results.json, and
+its label shows the settings (`WSN (capacity=0.1)`).
 """
 
 import inspect
+import math
 import os
 import platform
+import re
 import shlex
 import shutil
 import sys
@@ -22,7 +34,7 @@ from keras_grown import datasets as datasets_lib
 from keras_grown import methods as methods_lib
 from keras_grown._checks import check_count, is_integer
 from keras_grown.bench.progress import BenchProgress
-from keras_grown.bench.reporting import _duration, _write_markdown, report
+from keras_grown.bench.reporting import _duration, _write_markdown, method_file_stem, report
 from keras_grown.bench.results import (
     RESULTS_FILE,
     RESULTS_FORMAT,
@@ -36,7 +48,17 @@ from keras_grown.model import GrownModel
 from keras_grown.version import __version__
 
 # The methods of the paper's Table 1 that `keras-grown bench` runs by default.
-DEFAULT_METHODS = ("grown", "grow_only", "piggyback", "packnet", "finetune", "scratch", "ewc")
+DEFAULT_METHODS = (
+    "grown", "grow_only", "piggyback", "packnet", "wsn", "finetune", "scratch", "ewc",
+)  # fmt: skip
+
+# `name@key=value@key=value`: a method with settings of its own (see the module docstring).
+VARIANT_SEPARATOR = "@"
+_VARIANT_SYNTAX = (
+    "Write a variant as name@key=value, several settings joined by @, e.g. wsn@capacity=0.1 or "
+    "packnet@prune_ratio=0.75@retrain_epochs=1 (values: numbers, true/false, none, or text "
+    "without , or @)."
+)
 
 
 # ---------------------------------------------------------------------------
@@ -45,26 +67,123 @@ DEFAULT_METHODS = ("grown", "grow_only", "piggyback", "packnet", "finetune", "sc
 
 
 def parse_methods(methods):
-    """Method names from `"grown,packnet"` or a list; each known, none twice."""
-    names = _as_list(
-        methods, lambda text: [name.strip() for name in text.split(",") if name.strip()],
+    """Methods entries from `"grown,wsn@capacity=0.1"` or a list: each known, none twice.
+
+    Returns the entries in their canonical form: a plain name as given, a
+    variant `name@key=value...` with its settings sorted by key and its
+    values written in one form (`parse_variant`).
+    """
+    entries = _as_list(
+        methods, lambda text: [entry.strip() for entry in text.split(",") if entry.strip()],
         "methods must be a list of method names or a comma-separated string such as "
-        f"'grown,finetune'. Received: {methods!r}",
+        f"'grown,finetune' (or 'grown,wsn@capacity=0.1'). Received: {methods!r}",
     )
-    if not names:
+    if not entries:
         raise ValueError(
             f"methods is empty. Give at least one of: {', '.join(methods_lib.METHODS)}."
         )
-    for name in names:
-        if not isinstance(name, str) or name not in methods_lib.METHODS:
+    parsed = []
+    for entry in entries:
+        if not isinstance(entry, str):
             raise ValueError(
-                f"Unknown method {name!r} in methods. Choose from: "
+                f"Unknown method {entry!r} in methods. Choose from: "
                 f"{', '.join(methods_lib.METHODS)}."
             )
-    repeated = _repeated(names)
+        parsed.append(parse_variant(entry.strip()))
+    keys = [variant_key(name, variant) for name, variant in parsed]
+    # Equal settings are one variant however they were written (1 and 1.0 too).
+    same = [(name, tuple(sorted(variant.items()))) for name, variant in parsed]
+    repeated = list(dict.fromkeys(item for i, item in enumerate(same) if item in same[:i]))
     if repeated:
-        raise ValueError(f"methods names {', '.join(repeated)} more than once; give each once.")
-    return names
+        names = ", ".join(keys[same.index(item)] for item in repeated)
+        raise ValueError(
+            f"methods names {names} more than once; give each method or variant once."
+        )
+    return keys
+
+
+def parse_variant(entry):
+    """(method name, {key: value}) of a methods entry `name` or `name@key=value[@key=value...]`.
+
+    Values: `true`/`false` (any case) are booleans, `none` is None, then
+    integers, then finite floats (`0.1`, `.5`, `1e-3`), else the text.
+    ValueError names the entry and the syntax for an unknown method, a
+    setting without `=`, an empty key or value, or a key given twice.
+    """
+    name, *parts = [part.strip() for part in entry.split(VARIANT_SEPARATOR)]
+    if name not in methods_lib.METHODS:
+        where = "" if not parts else f" (methods entry {entry!r})"
+        raise ValueError(
+            f"Unknown method {name!r} in methods{where}. Choose from: "
+            f"{', '.join(methods_lib.METHODS)}."
+        )
+    variant = {}
+    for part in parts:
+        key, equals, text = (piece.strip() for piece in part.partition("="))
+        if not part or not equals or not key or not text:
+            problem = (
+                "an empty setting" if not part
+                else f"the setting {part!r} has no key=value" if not equals
+                else f"the setting {part!r} has no key" if not key
+                else f"the setting {part!r} has no value (none for None)"
+            )  # fmt: skip
+            raise ValueError(f"methods entry {entry!r}: {problem}. {_VARIANT_SYNTAX}")
+        if key in variant:
+            raise ValueError(
+                f"methods entry {entry!r} sets {key} more than once; give each setting once."
+            )
+        variant[key] = _parse_value(entry, key, text)
+    return name, variant
+
+
+def variant_key(name, variant):
+    """The canonical methods entry of method `name` with `variant`'s settings (sorted by key)."""
+    return VARIANT_SEPARATOR.join(
+        [name] + [f"{key}={_format_value(variant[key])}" for key in sorted(variant)]
+    )
+
+
+def variant_label(name, variant):
+    """The label of a variant: the method's label and its settings, `WSN (capacity=0.1)`."""
+    label = methods_lib.get(name).label
+    if not variant:
+        return label
+    return f"{label} (" + ", ".join(
+        f"{key}={_format_value(variant[key])}" for key in sorted(variant)
+    ) + ")"
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _parse_value(entry, key, text):
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(number):
+        raise ValueError(
+            f"methods entry {entry!r}: {key}={text} is not a finite number. Give a number such "
+            f"as {key}=0.1."
+        )
+    return number
+
+
+def _format_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 def parse_seeds(seeds):
@@ -135,31 +254,44 @@ def parse_target(value):
 
 def _init_parameters(cls):
     """The keyword parameters of `cls.__init__` along its class hierarchy."""
-    names = set()
+    return set(_init_defaults(cls))
+
+
+def _init_defaults(cls):
+    """{parameter: default} of `cls.__init__` along its class hierarchy (the first one wins)."""
+    defaults = {}
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
             for parameter in inspect.signature(vars(klass)["__init__"]).parameters.values():
                 if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
-                    names.add(parameter.name)
-    names.discard("self")
-    return names
+                    defaults.setdefault(parameter.name, parameter.default)
+    defaults.pop("self", None)
+    return defaults
 
 
 _MODEL_PARAMETERS = _init_parameters(GrownModel) - {"input_shape", "tasks", "name"}
 
 
-def _method_arguments(name, method_kwargs, method_overrides):
+def _method_arguments(name, method_kwargs, method_overrides, variant=None, entry=None):
     """The arguments method `name` gets, and the shared ones it fixes itself (dropped).
 
     `method_kwargs` go to every method: those a method fixes (PackNet is
     full size: no `seed_ratio`) are dropped for it. `method_overrides[name]`
-    go to that method only and are never dropped.
+    go to that method (all its variants too) only and are never dropped.
+    `variant`: the settings of the methods entry `entry` (`wsn@capacity=0.1`),
+    over both.
     """
     default = methods_lib.get(name)
-    fixed = set(default.settings())
-    accepted = _init_parameters(type(default)) | _MODEL_PARAMETERS
+    fixed_values = default.settings()
+    fixed = set(fixed_values)
+    own_parameters = _init_parameters(type(default))
+    accepted = own_parameters | _MODEL_PARAMETERS
     own = dict(method_overrides.get(name, {}))
-    for where, kwargs in (("method_kwargs", method_kwargs), (f"method_overrides[{name!r}]", own)):
+    variant = dict(variant or {})
+    checks = [("method_kwargs", method_kwargs), (f"method_overrides[{name!r}]", own)]
+    if variant:
+        checks.append((f"methods entry {entry or variant_key(name, variant)!r}", variant))
+    for where, kwargs in checks:
         for key in kwargs:
             if key == "seed":
                 raise ValueError(
@@ -176,9 +308,24 @@ def _method_arguments(name, method_kwargs, method_overrides):
                     f"{where}: method {name!r} ({type(default).__name__}) takes no argument "
                     f"{key!r}. It accepts {', '.join(sorted(accepted))}.{hint}"
                 )
+    defaults = {**_init_defaults(GrownModel), **_init_defaults(type(default))}
+    for key, value in variant.items():
+        if isinstance(defaults.get(key), bool) and not isinstance(value, bool):
+            raise ValueError(
+                f"methods entry {entry or variant_key(name, variant)!r}: {key} is true or false "
+                f"(write {key}=true or {key}=false). Received: {key}={_format_value(value)}"
+            )
+    wrongly_fixed = sorted(key for key in variant if key in fixed and key not in own_parameters)
+    if wrongly_fixed:
+        values = ", ".join(f"{key}={fixed_values[key]!r}" for key in wrongly_fixed)
+        raise ValueError(
+            f"methods entry {entry or variant_key(name, variant)!r}: method {name!r} "
+            f"({type(default).__name__}) fixes {', '.join(wrongly_fixed)} (it is {values} for "
+            "this method); remove the setting, or vary a method that takes it."
+        )
     shared = {k: v for k, v in method_kwargs.items() if k not in fixed}
     dropped = sorted(set(method_kwargs) & fixed)
-    return {**shared, **own}, dropped
+    return {**shared, **own, **variant}, dropped
 
 
 def _stream_builder(stream, stream_kwargs):
@@ -297,7 +444,11 @@ def bench(
             `keras_grown.datasets.from_directory`).
         methods: names of `keras_grown.methods.METHODS`, as a list or a
             comma-separated string. The ablation of the paper's Table 5 is
-            `grow,grow_sel,grow_sel_lsg,grown`.
+            `grow,grow_sel,grow_sel_lsg,grown`. An entry may be a variant,
+            `name@key=value[@key=value...]` (`"wsn,wsn@capacity=0.1"`): the
+            method with these arguments over `method_kwargs` and
+            `method_overrides[name]`, run, stored and reported as a method
+            of its own (see `parse_variant`).
         seeds: the seeds, a list or a string such as `"0,1,2"`.
         epochs: epochs per stage (`learn(epochs=)`).
         out: the results folder (created if missing).
@@ -308,7 +459,8 @@ def bench(
             (the full-size baselines fix `seed_ratio` and `capacity`) and
             listed in its run's `ignored_settings`.
         method_overrides: `{method name: {argument: value}}`, arguments of
-            one method only (`{"packnet": {"prune_ratio": 0.75}}`).
+            one method only (`{"packnet": {"prune_ratio": 0.75}}`), for its
+            plain name and its variants.
         target: `learn(target=)`: None (the default), an accuracy or `"scratch"`.
         batch_size: training batch size.
         max_growth_rounds: `learn(max_growth_rounds=)`.
@@ -331,7 +483,8 @@ def bench(
     ...     epochs=2, out="runs/fashion", stream_kwargs=dict(train_per_task=1000))
     >>> print(open("runs/fashion/RESULTS.md").read())
     """
-    names = parse_methods(methods)
+    names = parse_methods(methods)  # the canonical entries: the keys of the runs
+    variants = {key: parse_variant(key) for key in names}
     seeds = parse_seeds(seeds)
     epochs = check_count("epochs", epochs, 1)
     batch_size = check_count("batch_size", batch_size, 1)
@@ -342,16 +495,30 @@ def bench(
     stream_kwargs = dict(stream_kwargs or {})
     method_kwargs = dict(method_kwargs or {})
     method_overrides = {k: dict(v) for k, v in (method_overrides or {}).items()}
-    unknown = sorted(set(method_overrides) - set(names))
+    base_names = list(dict.fromkeys(name for name, _ in variants.values()))
+    unknown = sorted(set(method_overrides) - set(base_names))
     if unknown:
+        hint = (
+            " method_overrides is keyed by method name; give a variant's settings in its "
+            "methods entry."
+            if any(VARIANT_SEPARATOR in key for key in unknown)
+            else ""
+        )
         raise ValueError(
             f"method_overrides names {', '.join(unknown)}, which methods does not run "
-            f"({', '.join(names)})."
+            f"({', '.join(base_names)}).{hint}"
         )
     stream_name, build_stream = _stream_builder(stream, stream_kwargs)
-    arguments = {name: _method_arguments(name, method_kwargs, method_overrides) for name in names}
+    arguments = {
+        key: _method_arguments(name, method_kwargs, method_overrides, variant, key)
+        for key, (name, variant) in variants.items()
+    }
     # Make every method once now: bad method arguments fail before anything trains.
-    made = {name: methods_lib.get(name, seed=seeds[0], **arguments[name][0]) for name in names}
+    made = {key: _make_method(key, variants[key], seeds[0], arguments[key][0]) for key in names}
+    labels = {
+        key: variant_label(*variants[key]) if variants[key][1] else made[key].label
+        for key in names
+    }
     settings = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -421,7 +588,7 @@ def bench(
     monitor = BenchProgress(planned, enabled=progress)
     try:
         for seed, name in pairs:
-            label = made[name].label
+            label = labels[name]
             if (name, seed) in done:
                 monitor.skip_run(label, seed)
                 continue
@@ -430,18 +597,19 @@ def bench(
             tasks = streams[seed][:first_tasks] if first_tasks else streams[seed]
             keras.backend.clear_session()
             set_seed(seed)
-            method = methods_lib.get(name, seed=seed, **arguments[name][0])
+            method = _make_method(name, variants[name], seed, arguments[name][0])
             monitor.start_run(label, seed, num_tasks)
             epochs_before = monitor.epochs_done
             # A checkpoint after every task of the run (exact resume inside a
             # (method, seed) pair); removed once the run is in results.json.
-            checkpoints = folder / "checkpoints" / f"{name}-seed{seed}"
+            checkpoints = folder / "checkpoints" / f"{method_file_stem(name)}-seed{seed}"
             result = learn(
                 method, tasks, epochs=epochs, target=target, max_growth_rounds=max_growth_rounds,
                 batch_size=batch_size, callbacks=[monitor], verbose=0, seed=seed,
                 checkpoint_dir=str(checkpoints), resume=resume,
             )  # fmt: skip
-            run = _run_record(name, method, seed, result, arguments[name][1])
+            run = _run_record(name, label, variants[name][1], method, seed, result,
+                              arguments[name][1])  # fmt: skip
             run["epochs_trained"] = monitor.epochs_done - epochs_before
             payload["runs"].append(run)
             _write_json(path, payload)
@@ -458,12 +626,37 @@ def bench(
     return payload
 
 
-def _run_record(name, method, seed, result, ignored):
+def _make_method(key, name_and_variant, seed, arguments):
+    """The method of methods entry `key`; a variant's bad value is a ValueError naming the entry."""
+    name, variant = name_and_variant
+    if not variant:
+        return methods_lib.get(name, seed=seed, **arguments)
+    try:
+        return methods_lib.get(name, seed=seed, **arguments)
+    except TypeError as error:
+        if "multiple values" not in str(error):
+            raise ValueError(f"methods entry {key!r}: {error}") from None
+        raise ValueError(
+            f"methods entry {key!r}: method {name!r} sets this argument itself ({error}). Remove "
+            "the setting, or vary the method that takes it (e.g. grown for the ablation steps)."
+        ) from None
+    except ValueError as error:
+        text = str(error).rstrip()
+        raise ValueError(
+            f"methods entry {key!r}: {text}{'' if text.endswith('.') else '.'} Change the value "
+            "in the entry, or remove the setting."
+        ) from None
+
+
+def _run_record(key, label, variant, method, seed, result, ignored):
     matrix = result.accuracy
     sizes = [model.model_size() for model in method.models]
     return {
-        "method": name,
-        "label": method.label,
+        "method": key,
+        "label": label,
+        # The methods entry's own settings ({} for a plain name); `config`
+        # holds every setting the method ran with.
+        "variant": dict(variant),
         "seed": seed,
         "config": method.config(),
         "ignored_settings": ignored,

@@ -29,7 +29,9 @@ def add_bench_command(subparsers):
         "--methods",
         default=",".join(DEFAULT_METHODS),
         help=f"comma-separated, from: {', '.join(methods_lib.METHODS)} "
-        "(default: %(default)s; the ablation is grow,grow_sel,grow_sel_lsg,grown)",
+        "(default: %(default)s; the ablation is grow,grow_sel,grow_sel_lsg,grown). A variant "
+        "runs a method with settings of its own as a method of its own: name@key=value, "
+        "several joined by @, e.g. wsn,wsn@capacity=0.1,packnet@prune_ratio=0.75@retrain_epochs=1",
     )
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per stage")
