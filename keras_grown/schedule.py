@@ -42,8 +42,11 @@ class GrowWhenNecessary(keras.callbacks.Callback):
        growing, the first one by default, grows here instead): the
        selective mask picks old weights, released weights train. It ends
        when `monitor` stops improving (Keras' `EarlyStopping` semantics: no
-       gain above `min_delta` for `patience` epochs) or after
-       `reuse_epochs` epochs.
+       gain above `min_delta` for `patience` epochs) or after its budget:
+       `reuse_epochs` epochs, by default a third of the epochs before the
+       fixed-mask phase, which may end inside an epoch (a 2-epoch fit
+       decides after a third of its first epoch, on the training accuracy
+       of the phase's second half, so that it has time left to grow).
     2. **Expand, only if needed**: with `target=None`, when the task
        underfits (its training accuracy in the phase's last epoch is below
        `fit_accuracy`: the masks cannot fit the task's own data with the
@@ -77,8 +80,11 @@ class GrowWhenNecessary(keras.callbacks.Callback):
             improvement, >= 0.
         max_growth_rounds: growth rounds the schedule starts per `fit()` at
             most, >= 0 (a task that started growing is not a round).
-        reuse_epochs: epochs of the pick-and-reuse phase at most. None:
-            a third of the epochs before the fixed-mask phase, rounded up.
+        reuse_epochs: whole epochs of the pick-and-reuse phase at most.
+            None: a third of the epochs before the fixed-mask phase (1 of 5,
+            2 of 10; a third of the first epoch of 2), rounded up to whole
+            epochs when the phase cannot end inside one (a `target`, a
+            dataset of unknown length, no `accuracy` metric).
         fixed_mask_epochs: epochs trained under the fixed masks at the end.
             None: 40 % of the fit's epochs, rounded, at least 1 (0 for a
             one-epoch fit): 2 of 5.
@@ -150,14 +156,25 @@ class GrowWhenNecessary(keras.callbacks.Callback):
 
     # -- the plan of one fit() -------------------------------------------
     def epochs_of(self, epochs):
-        """(pick-and-reuse budget, first fixed-mask epoch) of a fit of `epochs` epochs."""
+        """(pick-and-reuse budget in epochs, first fixed-mask epoch) of a fit of `epochs` epochs.
+
+        The budget is a third of the epochs before the fixed-mask phase, a
+        fraction of an epoch where that is not whole (2 epochs: a third of
+        the first), so that a short fit has time to grow; `reuse_epochs`
+        when given. A one-epoch fit is all pick and reuse.
+        """
         if self.fixed_mask_epochs is not None:
             fixed = min(self.fixed_mask_epochs, epochs - 1) if epochs > 1 else 0
         else:
             fixed = 0 if epochs < 2 else max(1, int(round(FIXED_MASK_SHARE * epochs)))
         learning = epochs - fixed
-        reuse = (math.ceil(learning * REUSE_SHARE - 1e-9) if self.reuse_epochs is None
-                 else self.reuse_epochs)
+        if self.reuse_epochs is not None:
+            reuse = self.reuse_epochs
+        elif epochs < 2:
+            reuse = 1
+        else:
+            reuse = learning * REUSE_SHARE
+            reuse = round(reuse) if abs(reuse - round(reuse)) < 1e-9 else reuse
         return reuse, learning
 
     @property
@@ -177,6 +194,58 @@ class GrowWhenNecessary(keras.callbacks.Callback):
         self._best_before = -math.inf
         self._warned = False
         self._start("grow" if model.growth_enabled else "reuse")
+        self._decide_at = self._decision_steps()
+
+    def _decision_steps(self):
+        """(epoch, first step, decision step) of a pick-and-reuse phase that ends inside an epoch.
+
+        Such a phase ends on the training accuracy of its second half (the
+        steps from `first step` on): without a target, in an epoch whose
+        step count Keras knows, and with an `accuracy` metric. Else the
+        budget is rounded up to whole epochs.
+        """
+        budget = self._reuse_budget
+        whole = math.floor(budget)
+        if budget == whole or self.phases[-1]["phase"] != "reuse":
+            return None
+        steps = self.params.get("steps")
+        step = round((budget - whole) * steps) if steps else 0
+        if self.target is not None or not steps or not 0 < step < steps \
+                or "accuracy" not in self.model.get_metrics_result():
+            self._reuse_budget = math.ceil(budget)
+            return None
+        first = step // 2 if whole == 0 else 0
+        return whole, first, step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._window = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Called before the step `batch` (0-based) of the epoch: `batch`
+        # steps of it are done. Only the two steps of a decision read the
+        # metrics (`get_metrics_result()`): no per-step copy to the host.
+        if not self._active or self._decide_at is None or self.phases[-1]["phase"] != "reuse":
+            return
+        epoch, first, step = self._decide_at
+        if self._epoch != epoch or batch < first:
+            return
+        if self._window is None:
+            self._window = (batch, self._accuracy())
+            if first > 0 or batch < step:
+                return
+        if batch < step:
+            return
+        start, accuracy_then = self._window
+        accuracy_now = self._accuracy()
+        phase = self.phases[-1]
+        phase["train_accuracy"] = accuracy_now if batch == start else (
+            (batch * accuracy_now - start * accuracy_then) / (batch - start))
+        self._decide_at = None
+        self._end_reuse(phase)
+
+    def _accuracy(self):
+        return float(self.model.get_metrics_result()["accuracy"])
 
     def _start(self, phase):
         self.phases.append({"phase": phase, "start_epoch": self._seen, "best": -math.inf,
@@ -226,6 +295,10 @@ class GrowWhenNecessary(keras.callbacks.Callback):
         reuse = phase["phase"] == "reuse"
         if not (stalled or (reuse and phase["epochs"] >= self._reuse_budget)):
             return
+        self._end_reuse(phase)
+
+    def _end_reuse(self, phase):
+        """Ends a pick-and-reuse phase or a growth round: the next round, or fixed masks."""
         if self._should_grow(phase):
             self._best_before = max(self._best_before, phase["best"])
             change_phase(self.model, self.model.grow)

@@ -51,6 +51,39 @@ def test_a_task_that_needs_growth_grows_inside_one_fit(fashion_stream):
     assert _grown_channels(summary) > 0
 
 
+def test_a_two_epoch_fit_decides_growth_inside_its_first_epoch(fashion_stream):
+    # Two epochs: pick and reuse for a third of the first, grow for the rest
+    # of it, then the fixed-mask epoch. The step is traced once per phase.
+    schedule = kg.callbacks.GrowWhenNecessary(fit_accuracy=1.0)
+    model = _model(growth_schedule=schedule)
+    _first_task(model, fashion_stream)
+    old = model.predict(prepare(fashion_stream[0].test, 64), verbose=0)
+    keras.utils.set_random_seed(1)
+    model.add_task(fashion_stream[1].train)
+    traced = count_traces(model)
+    history = _fit(model, fashion_stream[1], 2, 1)
+    assert [(p["phase"], p["start_epoch"]) for p in schedule.phases] == [
+        ("reuse", 0), ("grow", 0), ("fixed", 1)]
+    assert len(traced) == 3 and len(history.history["loss"]) == 2
+    # The reuse phase was judged on its own steps' training accuracy.
+    assert 0.0 < schedule.phases[0]["train_accuracy"] < 1.0
+    assert _grown_channels(model.finish_task()) > 0
+    model.select_task(0)
+    np.testing.assert_array_equal(
+        model.predict(prepare(fashion_stream[0].test, 64), verbose=0), old)
+
+
+def test_a_fit_of_unknown_length_rounds_the_reuse_phase_to_whole_epochs(fashion_stream):
+    schedule = kg.callbacks.GrowWhenNecessary(fit_accuracy=1.0)
+    model = _model(growth_schedule=schedule)
+    _first_task(model, fashion_stream)
+    model.add_task(fashion_stream[1].train)
+    unknown = prepare(fashion_stream[1].train, 64, True, 1).filter(lambda x, y: True)
+    model.fit(unknown, epochs=2, verbose=0)
+    # No step count to cut the first epoch at: reuse takes it, fixed masks the second.
+    assert [p["phase"] for p in schedule.phases] == ["reuse", "fixed"]
+
+
 def test_a_task_that_fits_its_data_is_not_grown(fashion_stream):
     # fit_accuracy=0.05: every phase already fits; target=0.01: already reached.
     for schedule in (kg.callbacks.GrowWhenNecessary(reuse_epochs=1, fit_accuracy=0.05),
@@ -208,8 +241,11 @@ def test_the_plan_of_a_fit():
     schedule = kg.callbacks.GrowWhenNecessary()
     # (pick-and-reuse budget, first fixed-mask epoch)
     assert schedule.epochs_of(1) == (1, 1)
-    assert schedule.epochs_of(2) == (1, 1)
-    assert schedule.epochs_of(3) == (1, 2)
+    # A third of the learning epochs, a fraction of an epoch where it is not whole.
+    assert schedule.epochs_of(2) == (pytest.approx(1 / 3), 1)
+    assert schedule.epochs_of(3) == (pytest.approx(2 / 3), 2)
     assert schedule.epochs_of(5) == (1, 3)
     assert schedule.epochs_of(10) == (2, 6)
-    assert kg.callbacks.GrowWhenNecessary(fixed_mask_epochs=0).epochs_of(5) == (2, 5)
+    assert kg.callbacks.GrowWhenNecessary(fixed_mask_epochs=0).epochs_of(5) == (
+        pytest.approx(5 / 3), 5)
+    assert kg.callbacks.GrowWhenNecessary(reuse_epochs=1).epochs_of(2) == (1, 1)
