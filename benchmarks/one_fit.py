@@ -147,10 +147,10 @@ def main(argv=None):
                 if not args.no_loop:
                     contenders[f"GROWN design-card loop {epochs} epochs"] = (
                         epochs, lambda e=epochs: design_card_loop(stream, seed, e))
-                for name in extra_methods:
-                    label = methods.get(name).label
+                for method_name in extra_methods:
+                    label = methods.get(method_name).label
                     contenders[f"{label} (engine) {epochs} epochs"] = (
-                        epochs, lambda e=epochs, n=name: grown_learn(
+                        epochs, lambda e=epochs, n=method_name: grown_learn(
                             stream, seed, e, methods.get(n, backbone="lenet5")))
                 if args.scratch_target:
                     contenders[f'GROWN learn(target="scratch") {epochs} epochs'] = (
