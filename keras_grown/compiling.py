@@ -49,11 +49,13 @@ def apply_gradients(model, gradients, variables):
     if scaled:
         # Read before the weights' step, which may change the scale.
         scale = tf.identity(optimizer.dynamic_scale)
-        finite = optimizer.check_finite([g for g, _ in weight_pairs + score_pairs])
-        # A score gradient that overflows makes the whole step non-finite for
-        # the weights' optimizer too: it skips the step and lowers the scale.
-        poison = tf.where(optimizer.check_finite([g for g, _ in score_pairs]), 0.0, float("nan"))
-        weight_pairs = [(g + tf.cast(poison, g.dtype), v) for g, v in weight_pairs]
+        finite = optimizer.check_finite([g for g, _ in score_pairs])
+        if weight_pairs:
+            # A score gradient that overflows makes the whole step non-finite
+            # for the weights' optimizer too: it skips it and lowers the scale.
+            poison = tf.where(finite, 0.0, float("nan"))
+            finite = tf.logical_and(finite, optimizer.check_finite([g for g, _ in weight_pairs]))
+            weight_pairs = [(g + tf.cast(poison, g.dtype), v) for g, v in weight_pairs]
         score_pairs = [(g / tf.cast(scale, g.dtype), v) for g, v in score_pairs]
     if weight_pairs:
         optimizer.apply_gradients(weight_pairs)

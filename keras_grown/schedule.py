@@ -195,6 +195,7 @@ class GrowWhenNecessary(keras.callbacks.Callback):
         self._warned = False
         self._start("grow" if model.growth_enabled else "reuse")
         self._decide_at = self._decision_steps()
+        self._window = None
 
     def _decision_steps(self):
         """(epoch, first step, decision step) of a pick-and-reuse phase that ends inside an epoch.
@@ -219,30 +220,29 @@ class GrowWhenNecessary(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        self._window = None
 
     def on_train_batch_begin(self, batch, logs=None):
         # Called before the step `batch` (0-based) of the epoch: `batch`
-        # steps of it are done. Only the two steps of a decision read the
-        # metrics (`get_metrics_result()`): no per-step copy to the host.
+        # steps of it are done, and the metrics hold their running mean
+        # since the epoch began. Only the steps of a decision read them
+        # (`get_metrics_result()`): no per-step copy to the host.
         if not self._active or self._decide_at is None or self.phases[-1]["phase"] != "reuse":
             return
         epoch, first, step = self._decide_at
         if self._epoch != epoch or batch < first:
             return
-        if self._window is None:
-            self._window = (batch, self._accuracy())
-            if first > 0 or batch < step:
-                return
+        if first and self._window is None:
+            self._window = (batch, self._accuracy())  # the start of the phase's second half
+            return
         if batch < step:
             return
-        start, accuracy_then = self._window
-        accuracy_now = self._accuracy()
-        phase = self.phases[-1]
-        phase["train_accuracy"] = accuracy_now if batch == start else (
-            (batch * accuracy_now - start * accuracy_then) / (batch - start))
+        accuracy = self._accuracy()
+        if self._window is not None:
+            start, then = self._window
+            accuracy = (batch * accuracy - start * then) / (batch - start)
+        self.phases[-1]["train_accuracy"] = accuracy
         self._decide_at = None
-        self._end_reuse(phase)
+        self._end_reuse(self.phases[-1])
 
     def _accuracy(self):
         return float(self.model.get_metrics_result()["accuracy"])

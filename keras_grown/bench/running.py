@@ -288,9 +288,10 @@ def _method_arguments(name, method_kwargs, method_overrides, variant=None, entry
     accepted = own_parameters | _MODEL_PARAMETERS
     own = dict(method_overrides.get(name, {}))
     variant = dict(variant or {})
+    entry = f"methods entry {entry or variant_key(name, variant)!r}"
     checks = [("method_kwargs", method_kwargs), (f"method_overrides[{name!r}]", own)]
     if variant:
-        checks.append((f"methods entry {entry or variant_key(name, variant)!r}", variant))
+        checks.append((entry, variant))
     for where, kwargs in checks:
         for key in kwargs:
             if key == "seed":
@@ -312,14 +313,14 @@ def _method_arguments(name, method_kwargs, method_overrides, variant=None, entry
     for key, value in variant.items():
         if isinstance(defaults.get(key), bool) and not isinstance(value, bool):
             raise ValueError(
-                f"methods entry {entry or variant_key(name, variant)!r}: {key} is true or false "
+                f"{entry}: {key} is true or false "
                 f"(write {key}=true or {key}=false). Received: {key}={_format_value(value)}"
             )
     wrongly_fixed = sorted(key for key in variant if key in fixed and key not in own_parameters)
     if wrongly_fixed:
         values = ", ".join(f"{key}={fixed_values[key]!r}" for key in wrongly_fixed)
         raise ValueError(
-            f"methods entry {entry or variant_key(name, variant)!r}: method {name!r} "
+            f"{entry}: method {name!r} "
             f"({type(default).__name__}) fixes {', '.join(wrongly_fixed)} (it is {values} for "
             "this method); remove the setting, or vary a method that takes it."
         )
