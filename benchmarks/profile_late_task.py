@@ -86,7 +86,7 @@ def main(argv=None):
                 keras.optimizers.Adam if variant == "scores with Keras' Adam" else score_class
             )
             for layer in model.grown_layers:
-                layer.mask_noise = variant != "no noise"
+                layer.set_mode(layer.mode.replace(noise=variant != "no noise"))
                 layer.plan.kernel_score.trainable = variant != "scores not trained"
                 layer.plan.grown_score.trainable = variant != "scores not trained"
             model.train_function = None

@@ -234,7 +234,7 @@ def _plain_grown_layer(layer, task, plan, x):
     # shared weights as they are now, like the grown model does.
     use = layer.task_kernel_mask(task)
     source = _numpy(layer.frozen_kernel)
-    if not getattr(layer, "freeze_finished", True):
+    if not layer.mode.freeze_finished:
         owned = _numpy(layer.owner) > 0
         source = np.where(owned[spatial], source, _numpy(layer.free_kernel))
     kernel = np.where(use[spatial], source, 0.0).astype("float32")

@@ -25,32 +25,42 @@ class InferenceCache:
             cannot convert the backbone (the masked path answers)}.
         functions: {(kind, task, jit_compile, run_eagerly,
             steps_per_execution): the traced "test" or "predict" step}.
+        traced: {kind ("train", "test", "predict"): the `trace_key()` of
+            the model's step function of that kind}: a step is traced again
+            exactly when the model's mode (or a plan) changed since.
     """
 
     def __init__(self):
         self.models = {}
         self.functions = {}
+        self.traced = {}
 
     def clear(self, model, models=True):
         """Forgets the traced steps (and, if `models`, the compact models), `model`'s too."""
         if models:
             self.models.clear()
         self.functions.clear()
+        self.traced.clear()
         model.predict_function = None
         model.test_function = None
 
-    def reset_functions(self, model):
-        """`model`'s step functions after another task (or mode) is selected.
+    def select_functions(self, model):
+        """`model`'s evaluate/predict steps after another task (or mode) is selected.
 
-        The task, its mode and the growth switch are read when a step is
-        traced: the compiled functions are dropped so that the next call
-        retraces. A finished task's evaluate/predict step reads only what is
-        frozen (its compact model or its masked path, the compiled loss and
-        metrics): the one traced before is taken back.
+        A finished task's evaluate/predict step reads only what is frozen
+        (its compact model or its masked path, the compiled loss and
+        metrics): the one traced before is taken back; else the next call
+        traces one. (The train step is traced again by its key alone.)
         """
-        model.train_function = None
         model.test_function = self.function(model, "test")
         model.predict_function = self.function(model, "predict")
+
+    def make_train_function(self, model, keras_make, force):
+        """Keras' `make_train_function` (`keras_make`), traced again when `trace_key()` changed."""
+        key = model.trace_key()
+        function = keras_make(force or self.traced.get("train") != key)
+        self.traced["train"] = key
+        return function
 
     def make_function(self, model, kind, keras_make, force):
         """Keras' `make_{kind}_function` (`keras_make`): the compact model first, the step kept.
@@ -61,9 +71,15 @@ class InferenceCache:
         """
         self.compact_model(model)
         attribute = f"{kind}_function"
+        key = model.trace_key()
+        if self.traced.get(kind) != key:
+            # Another mode than the step was traced for: the step traced
+            # before for this one (a finished task's), or a new trace.
+            setattr(model, attribute, self.function(model, kind))
         if not force and getattr(model, attribute) is None:
             setattr(model, attribute, self.function(model, kind))
         keras_make(force)
+        self.traced[kind] = key
         return self.keep_function(model, kind, getattr(model, attribute))
 
     def function(self, model, kind):

@@ -35,8 +35,9 @@ def restore_tasks(model, tasks, growth_enabled, masks_fixed, selected_task):
         if spec.get("finished", True):
             model._tasks[-1]["finished"] = True
             freeze_task(model, len(model._tasks) - 1)
-    model._growth = bool(growth_enabled) and model.current_task is not None
-    model._masks_fixed = bool(masks_fixed) and model.current_task is not None
+    learning = model.current_task is not None
+    model._mode = model._mode.replace(
+        growth=bool(growth_enabled) and learning, masks_fixed=bool(masks_fixed) and learning)
     if selected_task is not None and model._tasks:
         model._select(int(selected_task))
 
@@ -53,9 +54,9 @@ def start_task(model, num_classes, grow):
             layer.inherit_task_state(index, index - 1)
     if grow is None:
         grow = index == 0
-    model._growth = bool(grow) and model.learnable_growth and has_dormant_channels(model)
-    model._masks_fixed = False
-    model._manual = False
+    model._mode = model._mode.replace(
+        growth=bool(grow) and model.learnable_growth and has_dormant_channels(model),
+        masks_fixed=False, manual=False)
     model._select(index)
     model._recompile()
     return index
@@ -64,11 +65,10 @@ def start_task(model, num_classes, grow):
 def start_growth_round(model):
     """Turns learnable sparse growth on (again) for the current task."""
     model._store_working()
-    if model._growth:
+    if model._mode.growth:
         for layer in model.grown_layers:
             layer.reset_dormant_grown_scores()
-    model._growth = True
-    model._masks_fixed = False
+    model._mode = model._mode.replace(growth=True, masks_fixed=False)
     model._select(model.current_task)
 
 
@@ -103,9 +103,7 @@ def finish_task(model, task):
     }
     freeze_task(model, task)
     model._tasks[task]["finished"] = True
-    model._growth = False
-    model._masks_fixed = False
-    model._manual = False
+    model._mode = model._mode.replace(growth=False, masks_fixed=False, manual=False)
     model._select(task)
     if getattr(model, "optimizer", None) is not None:
         # The task's optimizer state has no further use: drop its slots.

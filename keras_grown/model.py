@@ -12,6 +12,7 @@ from keras_grown import (
     validation,
 )
 from keras_grown.inference_cache import InferenceCache
+from keras_grown.mode import Mode, trace_key
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin
 # Re-exported: `from keras_grown.model import ModelSize` (and L0_SCOPES) keeps working.
 from keras_grown.sizing import L0_SCOPES, ModelSize, TaskSummary  # noqa: F401
@@ -231,13 +232,12 @@ class GrownModel(keras.Model):
         # returning a scalar tensor, added to the loss of the current task.
         self.penalties = []
         self._tasks = []
-        self._growth = False
-        self._masks_fixed = False
-        self._manual = False  # see manual_control: no schedule acts on the task
-        self._selected = None
+        # What the model is doing (`keras_grown.mode.Mode`): replaced, never edited.
+        self._mode = Mode()
         self.built = True
         lifecycle.restore_tasks(self, tasks, growth_enabled, masks_fixed, selected_task)
-        self._manual = bool(manual_control) and self.current_task is not None
+        self._mode = self._mode.replace(
+            manual=bool(manual_control) and self.current_task is not None)
 
     # ------------------------------------------------------------------ size
     def model_size(self):
@@ -269,12 +269,17 @@ class GrownModel(keras.Model):
     @property
     def selected_task(self):
         """The task `predict()`/`evaluate()` answer for, or None before the first task."""
-        return self._selected
+        return self._mode.task
 
     @property
     def growth_enabled(self):
         """Whether learnable sparse growth is on for the current task (`grow()`)."""
-        return self._growth
+        return self._mode.growth
+
+    @property
+    def mode(self):
+        """What the model is doing now: a `keras_grown.mode.Mode` (immutable)."""
+        return self._mode
 
     def _select(self, task):
         """Makes `task` the one the model computes (see `planning.select`)."""
@@ -303,8 +308,8 @@ class GrownModel(keras.Model):
 
     def _after_layer_load(self):
         # Loaded storage may hold other active channels: re-plan the task.
-        if self._selected is not None and getattr(self, "_tasks", None):
-            self._select(self._selected)
+        if getattr(self, "_tasks", None) and self._mode.task is not None:
+            self._select(self._mode.task)
 
     # ------------------------------------------------------ transactions
     def _transaction(self, call, values=(), limit="fit"):
@@ -356,7 +361,8 @@ class GrownModel(keras.Model):
         validation.check_can_grow(self)
         with self._transaction("grow()", [l.grown_score for l in self.grown_layers]):
             lifecycle.start_growth_round(self)
-            self._manual = self._manual or not self._schedule_acting
+            self._mode = self._mode.replace(
+                manual=self._mode.manual or not self._schedule_acting)
 
     def fix_masks(self):
         """Fixes the current task's masks at their hard values for the rest of the task.
@@ -374,19 +380,20 @@ class GrownModel(keras.Model):
         validation.check_learning(self, "fix_masks()")
         with self._transaction("fix_masks()"):
             self._store_working()
-            self._masks_fixed = True
+            self._mode = self._mode.replace(masks_fixed=True)
             self._select(self.current_task)
-            self._manual = self._manual or not self._schedule_acting
+            self._mode = self._mode.replace(
+                manual=self._mode.manual or not self._schedule_acting)
 
     @property
     def masks_fixed(self):
         """Whether the current task's masks are fixed (`fix_masks()`)."""
-        return self._masks_fixed
+        return self._mode.masks_fixed
 
     @property
     def manual_control(self):
         """Whether `grow()`, `fix_masks()` or `prune()` was called by hand on this task."""
-        return self._manual
+        return self._mode.manual
 
     def prune(self, ratio):
         """PackNet's magnitude pruning of the weights the current task trains.
@@ -402,7 +409,7 @@ class GrownModel(keras.Model):
         validation.check_prune(self, ratio)
         with self._transaction("prune()", [l.attentive_score for l in self.grown_layers]):
             result = lifecycle.prune(self, ratio)
-            self._manual = True
+            self._mode = self._mode.replace(manual=True)
         return result
 
     def finish_task(self):
@@ -530,6 +537,13 @@ class GrownModel(keras.Model):
         validation.check_selected(self)
         return super().predict(*args, **kwargs)
 
+    def trace_key(self):
+        """What the traced steps depend on (`keras_grown.mode.trace_key`): a new key, a new trace."""
+        return trace_key(self)
+
+    def make_train_function(self, force=False):
+        return self._inference_cache.make_train_function(self, super().make_train_function, force)
+
     # Keras makes (eagerly) the step function of evaluate(), predict(),
     # test_on_batch() and predict_on_batch() here, before tracing it: the one
     # place to build the compact model the traced step will call.
@@ -579,7 +593,7 @@ class GrownModel(keras.Model):
         loss = super().compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
         )
-        if not training and self._tasks[self._selected]["finished"]:
+        if not training and self._mode.finished:
             # A finished task is evaluated on its own loss: the growth terms
             # and penalties belong to the task being learned (and a cached
             # evaluation step of a finished task must not read its state).
@@ -590,7 +604,7 @@ class GrownModel(keras.Model):
         # Keras scales the task loss by 1 / replicas under tf.distribute (the
         # gradients are summed across replicas); the model-wide terms are
         # computed whole on every replica, so they are scaled the same way.
-        if self.l0_lambda > 0 and (self._growth or self.l0_scope == "new_weights"):
+        if self.l0_lambda > 0 and (self._mode.growth or self.l0_scope == "new_weights"):
             loss = loss + distribution.scale_loss(
                 ops.cast(self.l0_lambda, loss.dtype) * l0
             )
@@ -656,8 +670,8 @@ class GrownModel(keras.Model):
     def set_weights(self, weights):
         self.clear_inference_cache()
         result = super().set_weights(weights)
-        if self._selected is not None:
-            self._select(self._selected)
+        if self._mode.task is not None:
+            self._select(self._mode.task)
         return result
 
     def get_config(self):
@@ -666,9 +680,9 @@ class GrownModel(keras.Model):
         config.update(
             name=self.name, backbone=self.backbone_name, input_shape=list(self.image_shape),
             compact_inference=self._compact_inference, tasks=[dict(t) for t in self._tasks],
-            growth_schedule=schedule_config, growth_enabled=self._growth,
-            masks_fixed=self._masks_fixed, manual_control=self._manual,
-            selected_task=self._selected,
+            growth_schedule=schedule_config, growth_enabled=self._mode.growth,
+            masks_fixed=self._mode.masks_fixed, manual_control=self._mode.manual,
+            selected_task=self._mode.task,
         )
         return config
 

@@ -16,13 +16,13 @@ from keras_grown.layers.training_plan import TrainingPlan
 
 
 def configure_layers(model):
-    """Gives every grown layer of `model` the model's training settings."""
+    """Gives every grown layer of `model` the model's mask rule (`LayerMode`'s rule part)."""
     for layer in model.grown_layers:
-        layer.selective_learned = model.selective_mask
-        layer.attentive_learned = model.attentive_mask
-        layer.released_trainable = model.retrain_released
-        layer.freeze_finished = model.freeze_finished_tasks
-        layer.mask_noise = model.mask_noise
+        layer.mode = layer.mode.replace(
+            selective=model.selective_mask, attentive=model.attentive_mask,
+            retrain_released=model.retrain_released,
+            freeze_finished=model.freeze_finished_tasks, noise=model.mask_noise,
+        )
         layer.after_load = model._after_layer_load
 
 
@@ -37,25 +37,30 @@ def score_variables(model):
 def select(model, task):
     """Makes `task` the one `model` computes: each layer's mode, candidates, plan, trainables."""
     finished = model._tasks[task]["finished"]
-    growth = model._growth and not finished
+    mode = model._mode
+    growth = mode.growth and not finished
+    fixed = mode.masks_fixed and not finished
+    learning = model.current_task is not None
     for layer in model._task_layers:
-        layer.set_task(task, finished, growth)
-    fixed = model._masks_fixed and not finished
-    current = model.current_task
-    for layer in model.grown_layers:
-        layer.candidate_mask = (
-            growth_candidates(model, layer) if model._growth and current is not None
+        if layer not in model.grown_layers:
+            layer.set_task(task, finished, growth)
+            continue
+        candidates = (
+            growth_candidates(model, layer) if mode.growth and learning
             else np.zeros((layer.allocated_units,), bool)
         )
+        layer.set_mode(layer.mode.replace(
+            task=task, finished=finished, growth=growth, masks_fixed=fixed,
+            candidates=candidates))
+    current = model.current_task
     old_plans = update_plans(model)
     planned = bool(model._plans())
     for layer in model.grown_layers:
         # Only the masks this task learns are trainable variables; with a
         # plan, the working variables are (the storage is not).
-        layer.masks_fixed = fixed
         selective = model.selective_mask and not finished and not fixed
         attentive = (
-            model.attentive_mask and not layer.attentive_fixed and not finished and not fixed
+            model.attentive_mask and not layer.mode.pruned and not finished and not fixed
         )
         layer.free_kernel.trainable = current is not None and not planned
         layer.selective_score.trainable = selective and not planned
@@ -64,13 +69,13 @@ def select(model, task):
         if layer.plan is not None:
             layer.plan.set_trainable(
                 model.selective_mask and not fixed,
-                model.attentive_mask and not layer.attentive_fixed and not fixed,
-                model._growth and not fixed,
+                model.attentive_mask and not layer.mode.pruned and not fixed,
+                mode.growth and not fixed,
             )
     if any(plan is not None for plan in old_plans.values()):
         model._move_optimizer_state(old_plans)
-    model._selected = task
-    model._inference_cache.reset_functions(model)
+    model._mode = mode.replace(task=task, finished=finished)
+    model._inference_cache.select_functions(model)
 
 
 def growth_candidates(model, layer):
@@ -100,7 +105,7 @@ def update_plans(model):
         return {}
     on = {}
     for layer in model.grown_layers:
-        if model._masks_fixed:
+        if model._mode.masks_fixed:
             # Masks fixed: only the channels that stay on are computed
             # (candidates whose grown mask is off are dropped).
             on[layer] = layer.hard_channel_on()

@@ -328,7 +328,7 @@ class GrowWhenNecessary(keras.callbacks.Callback):
 
 def may_act(model):
     """Whether a growth schedule may change `model`'s current task's phase in this fit()."""
-    return model.current_task is not None and not model._manual and not model._masks_fixed
+    return model.current_task is not None and not model.mode.manual and not model.mode.masks_fixed
 
 
 def change_phase(model, change):
@@ -353,7 +353,7 @@ def change_phase(model, change):
     if model._in_fit:
         for plan in model._plans():
             plan.ahead = True
-        model.make_train_function(force=True)
+        model.make_train_function()  # the mode changed: traced again
 
 
 def resolve(schedule):

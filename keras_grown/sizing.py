@@ -213,7 +213,7 @@ def growth_terms(model):
             if model.l0_scope == "grown_channels":
                 l0 = l0 + weight * masks.expected_l0(grown_score, where=candidate)
             on = on + ops.sum(candidate * masks.hard_mask(grown_score))
-        if model.l0_scope == "new_weights" and layer.attentive_learned:
+        if model.l0_scope == "new_weights" and layer.mode.attentive:
             # Expected number of free weights the task takes: kernel kept
             # (attentive mask) times its channel on (active or grown).
             kept = ops.sum((1.0 - owned) * masks.on_probability(attentive_score), axis=0)

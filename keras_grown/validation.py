@@ -147,9 +147,9 @@ def check_trainable_task(model):
             f"All {len(model._tasks)} task(s) are finished; their weights are "
             "frozen. Call add_task() to learn a new task."
         )
-    if model._selected != model.current_task:
+    if model.selected_task != model.current_task:
         raise ValueError(
-            f"Task {model._selected} is selected but task {model.current_task} is "
+            f"Task {model.selected_task} is selected but task {model.current_task} is "
             f"being learned. Call select_task({model.current_task}) before fit()."
         )
 

@@ -113,8 +113,8 @@ class WSN(methods.Method):
     def _configure(self, model):
         """Switches every grown layer of `model` to the top-c rule."""
         for layer in model.grown_layers:
-            layer.top_fraction = self.subnet_capacity
-            layer.reinit_top_scores = self.reinit_scores
+            layer.mode = layer.mode.replace(
+                top_fraction=self.subnet_capacity, reinit_top_scores=self.reinit_scores)
 
     def train_task(self, run, model, index, task, target=None):
         # One pass: the scores pick the subnetwork while its free weights train.

@@ -62,6 +62,7 @@ SHARED_PROCESS = (
     "test_evaluation.py",
     "test_layout.py",
     "test_loss_scaling.py",
+    "test_mode.py",
 )
 
 

@@ -96,35 +96,9 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             self.allocated_units, max(1, int(round(self.units * self.seed_ratio)))
         )
         self.normalization = TaskBatchNorm(name="task_batch_norm") if self.batch_norm else None
-        # How the model trains the current task (set by GrownModel; Python
-        # state read at trace time, like `trainable`).
-        self.selective_learned = True
-        self.attentive_learned = True
-        self.released_trainable = True
-        # PackNet: the attentive mask is fixed by magnitude pruning (hard,
-        # no noise, not trained). Fine-tune/EWC: finished tasks do not take
-        # ownership and keep reading the shared weights (they forget).
-        self.attentive_fixed = False
-        self.freeze_finished = True
-        # WSN (Kang et al. 2022; `keras_grown.wsn`): the kernel mask of the
-        # task being learned is the top `top_fraction` of |kernel score| over
-        # the layer's on-part (straight-through), in place of the
-        # Gumbel-Sigmoid rule over the selective and attentive scores; None:
-        # GROWN's rule. `reinit_top_scores`: every task draws new scores
-        # (False: a task starts from the scores the previous one ended with).
-        self.top_fraction = None
-        self.reinit_top_scores = False
-        # The dormant channels this growth round may switch on (bool
-        # [allocated], set by GrownModel when it selects the task; None:
-        # every dormant channel).
-        self.candidate_mask = None
-        # Straight-through masks with Gumbel noise while training (False:
-        # deterministic straight-through, the inference rule forward).
-        self.mask_noise = True
-        # Masks fixed at their hard values for the rest of the task
-        # (GrownModel.fix_masks()): forward = the inference rule, no noise,
-        # no gradient to the scores.
-        self.masks_fixed = False
+        # What the layer computes (task, finished or learning, growth,
+        # masks fixed, candidates) and its method's mask rule: one immutable
+        # `LayerMode` in `self.mode`, set by GrownModel (`set_mode`).
         # The on-part the current task computes (set by GrownModel; None:
         # the whole allocated width, the masked full-capacity path).
         self.plan = None
@@ -211,10 +185,20 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             self.normalization.add_task_state()
         return created
 
-    def set_task(self, task, finished, growth_enabled=False):
-        super().set_task(task, finished, growth_enabled)
+    def set_mode(self, mode):
+        super().set_mode(mode)
         if self.normalization is not None:
-            self.normalization.set_task(task, finished, growth_enabled)
+            self.normalization.set_mode(mode)
+
+    @property
+    def candidate_mask(self):
+        """Bool [allocated]: the channels this growth round may switch on (None: every dormant one)."""
+        return self.mode.candidate_mask(self.allocated_units)
+
+    @property
+    def top_fraction(self):
+        """WSN's top-c fraction of the kernel mask (`mode.top_fraction`), None for GROWN's rule."""
+        return self.mode.top_fraction
 
     def inherit_task_state(self, task, source):
         super().inherit_task_state(task, source)
@@ -233,8 +217,8 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
 
     def reset_scores(self):
         """Re-initializes the mask scores for a new task."""
-        self.attentive_fixed = False
-        if self.top_fraction is not None:
+        self.mode = self.mode.replace(pruned=False)
+        if self.mode.top_fraction is not None:
             subnetwork.reset_scores(self)
             return
         shape = self.selective_score.shape
@@ -278,11 +262,11 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
     def _mask(self, score, learned, training):
         if not learned:
             return ops.ones_like(score)
-        if self.masks_fixed and not self.task_finished:
+        if self.mode.masks_fixed and not self.mode.finished:
             return masks.hard_mask(score)
         return masks.straight_through_gumbel_sigmoid(
             score, self.temperature, self.seed_generator, self.gumbel, training,
-            noise=self.mask_noise,
+            noise=self.mode.noise,
         )
 
     def _kernel_sample(self, score, training):
@@ -293,11 +277,11 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         (`top_fraction`): the top `top_fraction` of `|score|`, straight-through;
         its hard value when not training or with the masks fixed.
         """
-        if self.top_fraction is None:
+        if self.mode.top_fraction is None:
             return self._mask(score, True, training)
-        if not training or (self.masks_fixed and not self.task_finished):
-            return masks.top_fraction_mask(score, self.top_fraction)
-        return masks.straight_through_top_fraction(score, self.top_fraction)
+        if not training or (self.mode.masks_fixed and not self.mode.finished):
+            return masks.top_fraction_mask(score, self.mode.top_fraction)
+        return masks.straight_through_top_fraction(score, self.mode.top_fraction)
 
     def candidates(self):
         """Bool [allocated]: the dormant channels the current growth round may switch on."""
@@ -310,17 +294,17 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         """The kernel and output-channel gate the selected task computes with."""
         spatial = (None,) * len(self.kernel_spatial_shape)
         mask_shape = (self.input_dim, self.allocated_units)
-        if self.task_finished:
+        if self.mode.finished:
             # A finished task reads its stored mask over owned (frozen)
             # weights only; `where` keeps the kernel bitwise identical
             # whatever later tasks write elsewhere in `frozen_kernel`.
             gate = masks.unpack_bits(self._current("channel_mask"), (self.allocated_units,))
-            if not self.freeze_finished and self._uses_every_kernel():
+            if not self.mode.freeze_finished and self._uses_every_kernel():
                 # Nothing is owned (the fine-tune / EWC baselines) and the
                 # task kept every kernel: it reads the shared kernel as it is.
                 return self.free_kernel, gate
             use = masks.unpack_bits(self._current("kernel_mask"), mask_shape)
-            if self.freeze_finished:
+            if self.mode.freeze_finished:
                 source = self.frozen_kernel
             else:
                 source = ops.where(
@@ -329,10 +313,10 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             kernel = ops.where(ops.greater(use, 0.0)[spatial], source, 0.0)
             return kernel, gate
         if (
-            not self.freeze_finished
-            and not (self.selective_learned or self.attentive_learned or self.attentive_fixed)
-            and not self.growth_enabled
-            and (self.released_trainable or self.task == 0)
+            not self.mode.freeze_finished
+            and not (self.mode.selective or self.mode.attentive or self.mode.pruned)
+            and not self.mode.growth
+            and (self.mode.retrain_released or self.task == 0)
         ):
             # Nothing is owned and no mask is learned (the fine-tune / EWC
             # baselines): every mask below is 1 on the active channels, and
@@ -342,25 +326,25 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         # Weights owned by earlier tasks come from the frozen store, all
         # others from the trainable free store.
         weights = ops.where(owned[spatial], self.frozen_kernel, self.free_kernel)
-        if self.attentive_fixed:
-            selective = self._mask(self.selective_score, self.selective_learned, training)
+        if self.mode.pruned:
+            selective = self._mask(self.selective_score, self.mode.selective, training)
             attentive = masks.hard_mask(self.attentive_score)
-        elif self.selective_learned and self.attentive_learned:
+        elif self.mode.selective and self.mode.attentive:
             # Owned and free kernels are disjoint: one noisy sample over the
             # combined scores serves both masks (half the sampling cost).
             selective = attentive = self._kernel_sample(
                 ops.where(owned, self.selective_score, self.attentive_score), training
             )
         else:
-            selective = self._mask(self.selective_score, self.selective_learned, training)
-            attentive = self._mask(self.attentive_score, self.attentive_learned, training)
-        if not self.released_trainable and self.task > 0:
+            selective = self._mask(self.selective_score, self.mode.selective, training)
+            attentive = self._mask(self.attentive_score, self.mode.attentive, training)
+        if not self.mode.retrain_released and self.task > 0:
             # Ablation "+Sel-mask"/"Grow": free weights inside channels that
             # earlier tasks activated (released) are not re-trained; only
             # grown channels receive new weights. The first task's seed is
             # fresh, not released.
             attentive = attentive * (1.0 - self.active)[None, :]
-        if self.growth_enabled:
+        if self.mode.growth:
             # Eq. 3: expand with the grown and attentive masks.
             grown = self._mask(self.grown_score, True, training)
             if self.candidate_mask is None:
@@ -394,7 +378,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         plan's kernel score, read where free), else over the allocated width.
         """
         plan = self.plan
-        if plan is not None and not self.task_finished:
+        if plan is not None and not self.mode.finished:
             return plan.active, plan.candidate, plan.grown_score, plan.owned, plan.kernel_score
         if self.candidate_mask is None:
             candidate = 1.0 - self.active
@@ -421,16 +405,16 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         # `kernel_score` is the selective score where owned and the attentive
         # score where free: one sample serves both masks, and noise is drawn
         # only when a mask is learned.
-        learned = self.selective_learned or (self.attentive_learned and not self.attentive_fixed)
+        learned = self.mode.selective or (self.mode.attentive and not self.mode.pruned)
         sample = self._kernel_sample(plan.kernel_score, training) if learned else None
-        selective = sample if self.selective_learned else 1.0
-        if self.attentive_fixed:
+        selective = sample if self.mode.selective else 1.0
+        if self.mode.pruned:
             attentive = masks.hard_mask(plan.kernel_score)
         else:
-            attentive = sample if self.attentive_learned else 1.0
-        if not self.released_trainable and self.task > 0:
+            attentive = sample if self.mode.attentive else 1.0
+        if not self.mode.retrain_released and self.task > 0:
             attentive = attentive * (1.0 - plan.active)[None, :]
-        if self.growth_enabled and plan.has_candidates:
+        if self.mode.growth and plan.has_candidates:
             # Eq. 3 over this round's candidates only.
             gate = plan.active + plan.candidate * self._mask(plan.grown_score, True, training)
         elif plan.all_active:
@@ -457,7 +441,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         return weights * mask[spatial], gate
 
     def call(self, inputs, training=None):
-        planned = self.plan is not None and not self.task_finished
+        planned = self.plan is not None and not self.mode.finished
         if planned:
             kernel, gate = self.planned_kernel(training=bool(training))
         else:
@@ -480,25 +464,25 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
     def hard_channel_on(self):
         """Output channels on for the current task without noise."""
         on = ops.convert_to_numpy(self.active) > 0
-        if self.growth_enabled:
+        if self.mode.growth:
             on |= self.candidates() & (ops.convert_to_numpy(self.grown_score) > 0)
         return on
 
     def hard_kernel_mask(self):
         """`M` without noise and before channel gating, as a bool array [in, out]."""
         owned = ops.convert_to_numpy(self.owner) > 0
-        if self.top_fraction is not None:
+        if self.mode.top_fraction is not None:
             return subnetwork.hard_kernel_mask(self, owned)
         shape = owned.shape
         selective = (
             ops.convert_to_numpy(self.selective_score) > 0
-            if self.selective_learned else np.ones(shape, bool)
+            if self.mode.selective else np.ones(shape, bool)
         )
         attentive = (
             ops.convert_to_numpy(self.attentive_score) > 0
-            if self.attentive_learned or self.attentive_fixed else np.ones(shape, bool)
+            if self.mode.attentive or self.mode.pruned else np.ones(shape, bool)
         )
-        if not self.released_trainable and self.task > 0:
+        if not self.mode.retrain_released and self.task > 0:
             attentive &= (ops.convert_to_numpy(self.active) == 0)[None, :]
         return np.where(owned, selective, attentive)
 
@@ -517,10 +501,10 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         output_on = self.hard_channel_on()
         use = self.hard_kernel_mask() & input_on[:, None] & output_on[None, :]
         owner = ops.convert_to_numpy(self.owner)
-        if self.top_fraction is not None:
+        if self.mode.top_fraction is not None:
             subnetwork.merge_scores(self, owner)
         taken = use & (owner == 0)
-        if not self.freeze_finished:
+        if not self.mode.freeze_finished:
             taken = np.zeros_like(taken)
         active = ops.convert_to_numpy(self.active) > 0
         grown = output_on & ~active
@@ -575,7 +559,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             keep.flat[order[:keep_count]] = True
         score = np.where(keep, _FIXED_ON, _FIXED_OFF).astype("float32")
         self.attentive_score.assign(score)
-        self.attentive_fixed = True
+        self.mode = self.mode.replace(pruned=True)
         return keep_count, count - keep_count
 
     def task_kernel_mask(self, task):

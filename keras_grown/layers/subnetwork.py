@@ -27,7 +27,7 @@ from keras_grown import masks
 def reset_scores(layer):
     """The kernel scores a task starts from.
 
-    The first task (and every task with `layer.reinit_top_scores`) draws
+    The first task (and every task with `layer.mode.reinit_top_scores`) draws
     them from U(-b, b), b = 1 / sqrt(fan-in): the bound of the public code's
     `kaiming_uniform_(a=sqrt(5))` score initialisation, here one score per
     kernel. A later task keeps the scores the previous task ended with
@@ -39,7 +39,7 @@ def reset_scores(layer):
     layer.grown_score.assign(
         ops.full(layer.grown_score.shape, layer.grown_init, dtype="float32")
     )
-    if layer.num_task_states > 1 and not layer.reinit_top_scores:
+    if layer.num_task_states > 1 and not layer.mode.reinit_top_scores:
         return
     fan_in = layer.input_dim * int(np.prod(layer.kernel_spatial_shape, dtype=int))
     bound = 1.0 / math.sqrt(fan_in)

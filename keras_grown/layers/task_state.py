@@ -1,11 +1,16 @@
 """Shared machinery for layers that keep one set of state per task."""
 
+from keras_grown.mode import LayerMode
+
+
 class TaskStateMixin:
     """Bookkeeping for layers whose variables include one group per task.
 
-    The model tells every task-aware layer which task to answer for
-    (`set_task`), whether that task is finished (then everything it reads is
-    frozen) and whether learnable growth is on. Per-task variables are created
+    The model tells every task-aware layer which task to answer for,
+    whether that task is finished (then everything it reads is frozen) and
+    whether learnable growth is on: one immutable `LayerMode` in `mode`
+    (`set_mode()`, or `set_task()` for the task part), read when a step is
+    traced and replaced, never edited. Per-task variables are created
     by `add_task_state()` after build, the way `Dense.enable_lora()` adds
     variables: the layer's tracker is unlocked for the creation and locked
     again. Per-task variables are always created trainable and frozen
@@ -20,21 +25,37 @@ class TaskStateMixin:
             )
         self._initial_num_tasks = num_tasks
         self.num_task_states = 0
-        self.task = None
-        self.task_finished = False
-        self.growth_enabled = False
+        self.mode = LayerMode()
         self._task_variables = []
 
-    def set_task(self, task, finished, growth_enabled=False):
-        """Selects the task the layer answers for (Python state, read at trace time)."""
-        if task is not None and not 0 <= task < self.num_task_states:
+    @property
+    def task(self):
+        """The task the layer answers for (`mode.task`), None before one is selected."""
+        return self.mode.task
+
+    @property
+    def task_finished(self):
+        """Whether that task is finished (`mode.finished`)."""
+        return self.mode.finished
+
+    @property
+    def growth_enabled(self):
+        """Whether learnable growth is on for it (`mode.growth`)."""
+        return self.mode.growth
+
+    def set_mode(self, mode):
+        """Makes `mode` (a `LayerMode`) what the layer computes."""
+        if mode.task is not None and not 0 <= mode.task < self.num_task_states:
             raise ValueError(
                 f"Layer '{self.name}' has state for {self.num_task_states} task(s); "
-                f"received task={task}."
+                f"received task={mode.task}."
             )
-        self.task = task
-        self.task_finished = bool(finished)
-        self.growth_enabled = bool(growth_enabled)
+        self.mode = mode
+
+    def set_task(self, task, finished, growth_enabled=False):
+        """Selects the task the layer answers for: `set_mode()` with the mode's task part."""
+        self.set_mode(self.mode.replace(
+            task=task, finished=bool(finished), growth=bool(growth_enabled)))
 
     def add_task_state(self):
         """Creates the variables of one more task; returns its 0-based index."""

@@ -27,9 +27,13 @@ writes them back (`store()`) at the end of `fit()` (and of every epoch when
 variable: bitwise zero forgetting stays a property of the storage.
 """
 
+import itertools
+
 import keras
 import numpy as np
 from keras import ops
+
+_SERIALS = itertools.count()
 
 
 class TrainingPlan:
@@ -45,6 +49,9 @@ class TrainingPlan:
 
     def __init__(self, layer, in_index, out_index, candidates):
         self.layer = layer
+        # Tells this plan's working variables from another's (a traced step
+        # captures them: `GrownModel.trace_key()`).
+        self.serial = next(_SERIALS)
         self.in_index = np.asarray(in_index, "int32")
         self.out_index = np.asarray(out_index, "int32")
         self.signature = self.signature_of(self.in_index, self.out_index, candidates)
