@@ -15,6 +15,7 @@ models built on it, and pass the function as `GrownModel(backbone=fn)`.
 import keras
 import numpy as np
 
+from keras_grown import graph
 from keras_grown.layers import GrownConv2D, GrownDense, GrownLayer, growth_scope
 
 
@@ -260,31 +261,6 @@ def _refuse_input_shape(backbone, input_shape, error, empty):
     ) from error
 
 
-# The element-wise merges: the tensors they join must hold the same channels.
-MERGE_LAYERS = (
-    keras.layers.Add, keras.layers.Maximum, keras.layers.Average, keras.layers.Subtract,
-)
-
-
-def once_per_tensor(compute):
-    """`compute(tensor)`, computed once per tensor of a functional model's graph.
-
-    For the walks over a backbone's graph: `compute` reads the tensor's
-    `_keras_history` and calls the returned function on the op's inputs,
-    so a tensor reached along several paths (a residual stream) is
-    computed once.
-    """
-    results = {}
-
-    def walk(tensor):
-        key = id(tensor)
-        if key not in results:
-            results[key] = compute(tensor)
-        return results[key]
-
-    return walk
-
-
 def channel_sources(model):
     """Traces, for every grown layer of a functional model, what feeds its inputs.
 
@@ -294,7 +270,8 @@ def channel_sources(model):
     each grown layer are on), plus `"__features__"` for the model output.
     Model inputs are always on. `Flatten` repeats a channel mask over the
     spatial positions (channels last); `Add`/`Maximum`/`Average` take the union;
-    `Concatenate` concatenates; any other layer must keep the channel count.
+    `Concatenate` concatenates; any other layer must keep the channel count
+    (the rules of `keras_grown.graph`).
     """
     grown = [layer for layer in model.layers if isinstance(layer, GrownLayer)]
     for layer in grown:
@@ -303,38 +280,26 @@ def channel_sources(model):
                 f"Grown layer '{layer.name}' is called {len(layer._inbound_nodes)} "
                 "times in the backbone; each grown layer must be called exactly once."
             )
+    steps = graph.channel_steps(model.outputs[0])
 
     def input_on(channel_on):
-        @once_per_tensor
-        def tensor_on(tensor):
-            op, node_index, _ = tensor._keras_history
-            if isinstance(op, GrownLayer):
-                result = np.asarray(channel_on[op], bool)
-            elif isinstance(op, keras.layers.InputLayer):
-                result = np.ones((tensor.shape[-1],), bool)
+        masks = {}
+        for step in steps:
+            if step.rule == graph.GROWN:
+                mask = np.asarray(channel_on[step.op], bool)
+            elif step.rule == graph.INPUT:
+                mask = np.ones((step.channels,), bool)
+            elif step.rule == graph.OTHER:
+                raise ValueError(
+                    f"Cannot trace channels through layer '{step.op.name}' "
+                    f"({type(step.op).__name__}). Between grown layers use "
+                    "shape-preserving layers, Flatten, Add or Concatenate."
+                )
             else:
-                node = op._inbound_nodes[node_index]
-                parents = [tensor_on(t) for t in node.input_tensors]
-                if isinstance(op, keras.layers.Flatten):
-                    shape = node.input_tensors[0].shape
-                    repeats = int(np.prod(shape[1:-1], dtype=int)) if len(shape) > 2 else 1
-                    result = np.tile(parents[0], repeats)
-                elif isinstance(op, MERGE_LAYERS):
-                    result = np.logical_or.reduce(parents)
-                elif isinstance(op, keras.layers.Concatenate):
-                    result = np.concatenate(parents)
-                elif len(parents) == 1 and parents[0].shape[0] == tensor.shape[-1]:
-                    result = parents[0]
-                else:
-                    raise ValueError(
-                        f"Cannot trace channels through layer '{op.name}' "
-                        f"({type(op).__name__}). Between grown layers use "
-                        "shape-preserving layers, Flatten, Add or Concatenate."
-                    )
-            return result
-
-        result = {layer: tensor_on(layer._inbound_nodes[0].input_tensors[0]) for layer in grown}
-        result["__features__"] = tensor_on(model.outputs[0])
+                mask = graph.derive(step, [masks[id(t)] for t in step.parents])
+            masks[id(step.tensor)] = mask
+        result = {layer: masks[id(layer._inbound_nodes[0].input_tensors[0])] for layer in grown}
+        result["__features__"] = masks[id(model.outputs[0])]
         return result
 
     return input_on
@@ -352,39 +317,12 @@ def merged_channel_groups(model):
     Returns:
         A list of lists of grown layers.
     """
-    parent = {}
-
-    def find(key):
-        while parent.setdefault(key, key) != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    def source(tensor):
-        # The grown layer or merge that gives a tensor its channels, through
-        # shape-preserving layers; None for a model input or a concatenation.
-        while True:
-            op, node_index, _ = tensor._keras_history
-            if isinstance(op, GrownLayer) or isinstance(op, MERGE_LAYERS):
-                return op
-            if isinstance(op, (keras.layers.InputLayer, keras.layers.Concatenate,
-                               keras.layers.Flatten)):
-                return None
-            node = op._inbound_nodes[node_index]
-            if len(node.input_tensors) != 1:
-                return None
-            tensor = node.input_tensors[0]
-
-    for op in model.operations:
-        if not isinstance(op, MERGE_LAYERS):
-            continue
-        for node in op._inbound_nodes:
-            for tensor in node.input_tensors:
-                origin = source(tensor)
-                if origin is not None:
-                    parent[find(origin)] = find(op)
+    classes = graph.channel_classes(graph.channel_steps(model.outputs[0]))
     groups = {}
     for layer in model.layers:
-        if isinstance(layer, GrownLayer) and layer in parent:
-            groups.setdefault(find(layer), []).append(layer)
+        if not isinstance(layer, GrownLayer):
+            continue
+        members = classes[id(layer._inbound_nodes[0].output_tensors[0])]
+        if any(step.rule == graph.MERGE for step in members):
+            groups.setdefault(id(members), []).append(layer)
     return list(groups.values())

@@ -32,8 +32,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_grown.backbones import MERGE_LAYERS, once_per_tensor
-from keras_grown.layers import GrownConv2D, GrownDense, GrownLayer
+from keras_grown import graph
+from keras_grown.layers import GrownConv2D, GrownDense
 
 
 def build_task_model(model, task):
@@ -44,25 +44,21 @@ def build_task_model(model, task):
     plan = plan_channels(model, task)
     backbone = model.backbone
     inputs = keras.Input(shape=model.image_shape, name="image")
-    clones = {}
-
-    @once_per_tensor
-    def convert(tensor):
-        op, node_index, tensor_index = tensor._keras_history
-        if isinstance(op, keras.layers.InputLayer):
-            return inputs
-        if isinstance(op, GrownLayer):
-            return _plain_grown_layer(
-                op, task, plan, convert(op._inbound_nodes[0].input_tensors[0])
-            )
-        node = op._inbound_nodes[node_index]
-        values = {id(t): convert(t) for t in node.input_tensors}
-        args, kwargs = node.arguments.fill_in(values)
-        if op not in clones:
-            clones[op] = op.__class__.from_config(op.get_config())
-        return keras.tree.flatten(clones[op](*args, **kwargs))[tensor_index]
-
-    features = convert(backbone.outputs[0])
+    clones, plain = {}, {}
+    for step in graph.channel_steps(backbone.outputs[0]):
+        if step.rule == graph.INPUT:
+            value = inputs
+        elif step.rule == graph.GROWN:
+            value = _plain_grown_layer(step.op, task, plan, plain[id(step.parents[0])])
+        else:
+            op = step.op
+            args, kwargs = step.node.arguments.fill_in({id(t): plain[id(t)] for t in step.parents})
+            if op not in clones:
+                clones[op] = op.__class__.from_config(op.get_config())
+            tensor_index = step.tensor._keras_history[2]
+            value = keras.tree.flatten(clones[op](*args, **kwargs))[tensor_index]
+        plain[id(step.tensor)] = value
+    features = plain[id(backbone.outputs[0])]
     heads = model.heads._task_variables[task]
     head = keras.layers.Dense(model.heads.num_classes[task], activation="softmax", name="head")
     outputs = head(features)
@@ -114,112 +110,68 @@ def _channel_layouts(model, task):
     """Returns `layout(tensor)`: bool array over the tensor's channels, the ones kept.
 
     Tensors that must carry the same channels (joined by a merge layer, or one
-    passed through a channel-preserving layer) form one class; a class keeps
-    the union of what its sources bring: a grown layer its channel mask, the
-    model input everything, `Flatten`/`Concatenate` what they derive from their
-    inputs (those cannot be padded: a conflict raises).
+    passed through a channel-preserving layer) form one class
+    (`graph.channel_classes`); a class keeps the union of what its sources
+    bring: a grown layer its channel mask, the model input everything,
+    `Flatten`/`Concatenate` what they derive from their inputs (those cannot be
+    padded: a conflict raises).
     """
-    parent = {}
-    sources = {}
-    tensors = {}
-
-    def find(key):
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    def union(a, b):
-        parent[find(a)] = find(b)
-
-    def visit(tensor):
-        key = id(tensor)
-        if key in parent:
-            return
-        parent[key] = key
-        tensors[key] = tensor
-        op, node_index, _ = tensor._keras_history
-        if isinstance(op, GrownLayer):
-            sources[key] = ("grown", op.task_channel_mask(task))
-            visit(op._inbound_nodes[0].input_tensors[0])
-            return
-        if isinstance(op, keras.layers.InputLayer):
-            sources[key] = ("input", None)
-            return
-        if op.weights:
-            raise ValueError(
-                f"Cannot export layer '{op.name}' ({type(op).__name__}): it holds weights "
-                "over the whole capacity pool that export cannot slice per task. Between "
-                "grown layers use weightless layers (pooling, activations, Flatten, Add, "
-                "Concatenate, Dropout)."
-            )
-        node = op._inbound_nodes[node_index]
-        for parent_tensor in node.input_tensors:
-            visit(parent_tensor)
-        if isinstance(op, keras.layers.Flatten):
-            sources[key] = ("derived", (op, node))
-        elif isinstance(op, keras.layers.Concatenate):
-            rank = len(tensor.shape)
-            if op.axis not in (-1, rank - 1):
-                raise ValueError(
-                    f"Cannot export Concatenate layer '{op.name}' on axis {op.axis}: "
-                    "only concatenation along the channel axis (-1) is supported."
-                )
-            sources[key] = ("derived", (op, node))
-        elif isinstance(op, MERGE_LAYERS):
-            for parent_tensor in node.input_tensors:
-                union(id(parent_tensor), key)
-        elif len(node.input_tensors) == 1 and (node.input_tensors[0].shape[-1] == tensor.shape[-1]):
-            union(id(node.input_tensors[0]), key)
-        else:
-            raise ValueError(
-                f"Cannot export layer '{op.name}' ({type(op).__name__}): it changes the "
-                "channel count. Between grown layers use shape-preserving layers, "
-                "Flatten, Add or Concatenate."
-            )
-
-    visit(model.backbone.outputs[0])
-    members = {}
-    for key in parent:
-        members.setdefault(find(key), []).append(key)
+    steps = graph.channel_steps(model.backbone.outputs[0])
+    for step in steps:
+        _check_exportable(step)
+    classes = graph.channel_classes(steps)
     class_layouts = {}
 
-    def derive(op, node):
-        parents = [layout(t) for t in node.input_tensors]
-        if isinstance(op, keras.layers.Flatten):
-            shape = node.input_tensors[0].shape
-            repeats = int(np.prod(shape[1:-1], dtype=int)) if len(shape) > 2 else 1
-            # Channels last: the flat index is position * channels + channel.
-            return np.tile(parents[0], repeats)
-        return np.concatenate(parents)
-
     def layout(tensor):
-        root = find(id(tensor))
-        if root in class_layouts:
-            return class_layouts[root]
+        members = classes[id(tensor)]
+        if id(members) in class_layouts:
+            return class_layouts[id(members)]
         kept = np.zeros((int(tensor.shape[-1]),), bool)
         derived = []
-        for key in members[root]:
-            kind, info = sources.get(key, (None, None))
-            if kind == "grown":
-                kept |= info
-            elif kind == "input":
+        for step in members:
+            if step.rule == graph.GROWN:
+                kept |= step.op.task_channel_mask(task)
+            elif step.rule == graph.INPUT:
                 kept[:] = True
-            elif kind == "derived":
-                value = derive(*info)
+            elif step.rule in (graph.FLATTEN, graph.CONCATENATE):
+                value = graph.derive(step, [layout(t) for t in step.parents])
                 kept |= value
-                derived.append((key, value))
-        for key, value in derived:
+                derived.append((step, value))
+        for step, value in derived:
             if not np.array_equal(value, kept):
-                op = tensors[key]._keras_history[0]
                 raise ValueError(
-                    f"Cannot export: the output of '{op.name}' ({type(op).__name__}) is "
-                    "merged with tensors that use other channels, and it cannot be padded."
+                    f"Cannot export: the output of '{step.op.name}' ({type(step.op).__name__}) "
+                    "is merged with tensors that use other channels, and it cannot be padded."
                 )
-        class_layouts[root] = kept
+        class_layouts[id(members)] = kept
         return kept
 
     return layout
+
+
+def _check_exportable(step):
+    """Refuses a layer between grown layers that the compact export cannot slice."""
+    op = step.op
+    if step.rule in (graph.INPUT, graph.GROWN):
+        return
+    if op.weights:
+        raise ValueError(
+            f"Cannot export layer '{op.name}' ({type(op).__name__}): it holds weights "
+            "over the whole capacity pool that export cannot slice per task. Between "
+            "grown layers use weightless layers (pooling, activations, Flatten, Add, "
+            "Concatenate, Dropout)."
+        )
+    if step.rule == graph.CONCATENATE and op.axis not in (-1, len(step.tensor.shape) - 1):
+        raise ValueError(
+            f"Cannot export Concatenate layer '{op.name}' on axis {op.axis}: "
+            "only concatenation along the channel axis (-1) is supported."
+        )
+    if step.rule == graph.OTHER:
+        raise ValueError(
+            f"Cannot export layer '{op.name}' ({type(op).__name__}): it changes the "
+            "channel count. Between grown layers use shape-preserving layers, "
+            "Flatten, Add or Concatenate."
+        )
 
 
 # ---------------------------------------------------------------- building
