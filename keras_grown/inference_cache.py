@@ -72,11 +72,9 @@ class InferenceCache:
         self.compact_model(model)
         attribute = f"{kind}_function"
         key = model.trace_key()
-        if self.traced.get(kind) != key:
-            # Another mode than the step was traced for: the step traced
-            # before for this one (a finished task's), or a new trace.
-            setattr(model, attribute, self.function(model, kind))
-        if not force and getattr(model, attribute) is None:
+        if self.traced.get(kind) != key or getattr(model, attribute) is None:
+            # Another mode than the step was traced for (or none): the step
+            # traced before for this one (a finished task's), or a new trace.
             setattr(model, attribute, self.function(model, kind))
         keras_make(force)
         self.traced[kind] = key
