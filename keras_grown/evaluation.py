@@ -94,6 +94,7 @@ class AccuracyMatrix:
 
     Example:
 
+    ```pycon
     >>> matrix = AccuracyMatrix(3)
     >>> matrix.record_row(0, [0.90])
     >>> matrix.record_row(1, [0.85, 0.80])
@@ -105,6 +106,7 @@ class AccuracyMatrix:
     >>> [round(f, 4) for f in matrix.forgetting()]  # [0.90 - 0.80, 0.80 - 0.75]
     [0.1, 0.05]
     >>> print(matrix.to_markdown())
+    ```
     """
 
     def __init__(self, num_tasks, task_names=None):

@@ -124,9 +124,11 @@ def split_cifar100(
 
     Example:
 
+    ```pycon
     >>> stream = keras_grown.datasets.split_cifar100()
     >>> stream[0].class_names[:3]
     ['apple', 'aquarium_fish', 'baby']
+    ```
     """
     train_per_task = _check_count("train_per_task", train_per_task)
     val_per_task = _check_count("val_per_task", val_per_task) or 0

@@ -21,9 +21,10 @@ class GrownConv2D(GrownLayer):
         kernel_size: int or tuple of 2 ints.
         strides: int or tuple of 2 ints. Defaults to 1.
         padding: `"valid"` or `"same"`.
-        activation, use_bias, batch_norm, seed_ratio, capacity,
-        kernel_initializer, temperature, gumbel, selective_init,
-        attentive_init, grown_init, seed, num_tasks: as in `GrownDense`.
+        **kwargs: `activation`, `use_bias`, `batch_norm`, `seed_ratio`,
+            `capacity`, `kernel_initializer`, `temperature`, `gumbel`,
+            `selective_init`, `attentive_init`, `grown_init`, `seed`,
+            `num_tasks`: as in `GrownDense`.
 
     Input shape:
         4D tensor `(batch_size, height, width, channels)`.

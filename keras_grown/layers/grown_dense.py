@@ -25,8 +25,13 @@ class GrownDense(GrownLayer):
         capacity: allocated width as a multiple of `units`, >= 1.
             Defaults to the enclosing `growth_scope` (2.0).
         kernel_initializer: initializer of the free kernel.
-        temperature, gumbel, selective_init, attentive_init, grown_init:
-            mask settings (see `keras_grown.masks`); default to the scope's.
+        temperature: Gumbel-Sigmoid temperature (see `keras_grown.masks`);
+            defaults to the scope's.
+        gumbel: `"concrete"` or `"paper"`, the Gumbel-Sigmoid form;
+            defaults to the scope's.
+        selective_init: initial selective mask score; defaults to the scope's.
+        attentive_init: initial attentive mask score; defaults to the scope's.
+        grown_init: initial grown mask score; defaults to the scope's.
         seed: seed of the Gumbel noise.
         num_tasks: task states to create at build (for rebuilding a saved model).
 

@@ -136,9 +136,12 @@ class GrownHyperModel(keras_tuner.HyperModel):
         input_shape: shape of one image; default: the stream's.
         backbone: the `GrownModel` backbone (default: `backbones.default_backbone()`
             of the input shape: lenet5, or lenet_small below 16x16).
-        l0_lambda, seed_ratio, learning_rate, temperature: None to search
-            the default range (`SEARCH_SPACE`), a number to fix the value,
-            or a `(low, high)` pair to search that range.
+        l0_lambda: None to search the default range (`SEARCH_SPACE`), a
+            number to fix the value, or a `(low, high)` pair to search that
+            range.
+        seed_ratio: as `l0_lambda`.
+        learning_rate: as `l0_lambda` (Adam's, for the weights).
+        temperature: as `l0_lambda` (the Gumbel-Sigmoid's).
         capacity: `GrownModel` capacity (fixed).
         epochs: epochs per stage of `learn()`. The Hyperband tuner passes
             its own `epochs` to `fit()` (the trial's budget): that replaces
@@ -159,7 +162,8 @@ class GrownHyperModel(keras_tuner.HyperModel):
         jit_compile: compile the model with XLA.
         model_kwargs: other fixed `GrownModel` arguments (e.g.
             `mask_learning_rate`, `gumbel`).
-        name, tunable: as in `keras_tuner.HyperModel`.
+        name: as in `keras_tuner.HyperModel`.
+        tunable: as in `keras_tuner.HyperModel`.
 
     Example:
 

@@ -91,7 +91,8 @@ def tune(
         objective: `"accuracy"` (maximize `val_accuracy`) or
             `"accuracy_size"` (maximize `val_accuracy - size_penalty *
             max(0, model_size - size_budget)`).
-        size_penalty, size_budget: see `objective`.
+        size_penalty: the weight of the size in `"accuracy_size"`.
+        size_budget: the model size `"accuracy_size"` allows for free.
         seed: fixes the tuner's sampling and every trial's weights, noise
             and shuffling.
         overwrite: start the search afresh in `directory/project_name`.
