@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TEST_JOBS ?= 2
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: install data test test-all demo bench clean
+.PHONY: install data test test-all demo bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ demo: install data
 
 bench: install data
 	$(BIN)/python benchmarks/run_all.py
+
+# The guides of docs/ and the API reference from the docstrings, into site/ (git-ignored);
+# --strict: a broken link or a docstring mkdocstrings cannot read fails the build.
+$(VENV)/.docs-installed: setup.py $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	$(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

@@ -34,6 +34,8 @@ setup(
         "digits": ["scikit-learn>=1.3"],
         "test": ["pytest>=7.4", "scikit-learn>=1.3"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
+        # `make docs`: the guides and the API reference (never needed to install or test).
+        "docs": ["mkdocs>=1.6", "mkdocstrings[python]>=0.26"],
     },
     entry_points={"console_scripts": ["keras-grown=keras_grown.cli:main"]},
     classifiers=[
