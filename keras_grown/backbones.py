@@ -15,7 +15,7 @@ models built on it, and pass the function as `GrownModel(backbone=fn)`.
 import keras
 import numpy as np
 
-from keras_grown import graph
+from keras_grown import _framework, graph
 from keras_grown.layers import GrownConv2D, GrownDense, GrownLayer, growth_scope
 
 
@@ -121,7 +121,7 @@ def empty_output(model):
     feature maps of size 0 or less; Keras may build such a model anyway.
     """
     for operation in model.operations:
-        for node in operation._inbound_nodes:
+        for node in _framework.inbound_nodes(operation):
             for tensor in node.output_tensors:
                 if any(d is not None and d < 1 for d in tensor.shape[1:]):
                     return operation.name, tuple(tensor.shape)
@@ -275,9 +275,9 @@ def channel_sources(model):
     """
     grown = [layer for layer in model.layers if isinstance(layer, GrownLayer)]
     for layer in grown:
-        if len(layer._inbound_nodes) != 1:
+        if len(_framework.inbound_nodes(layer)) != 1:
             raise ValueError(
-                f"Grown layer '{layer.name}' is called {len(layer._inbound_nodes)} "
+                f"Grown layer '{layer.name}' is called {len(_framework.inbound_nodes(layer))} "
                 "times in the backbone; each grown layer must be called exactly once."
             )
     steps = graph.channel_steps(model.outputs[0])
@@ -298,7 +298,7 @@ def channel_sources(model):
             else:
                 mask = graph.derive(step, [masks[id(t)] for t in step.parents])
             masks[id(step.tensor)] = mask
-        result = {layer: masks[id(layer._inbound_nodes[0].input_tensors[0])] for layer in grown}
+        result = {layer: masks[id(_framework.inbound_nodes(layer)[0].input_tensors[0])] for layer in grown}
         result["__features__"] = masks[id(model.outputs[0])]
         return result
 
@@ -322,7 +322,7 @@ def merged_channel_groups(model):
     for layer in model.layers:
         if not isinstance(layer, GrownLayer):
             continue
-        members = classes[id(layer._inbound_nodes[0].output_tensors[0])]
+        members = classes[id(_framework.inbound_nodes(layer)[0].output_tensors[0])]
         if any(step.rule == graph.MERGE for step in members):
             groups.setdefault(id(members), []).append(layer)
     return list(groups.values())

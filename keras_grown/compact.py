@@ -32,7 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_grown import graph
+from keras_grown import _framework, graph
 from keras_grown.layers import GrownConv2D, GrownDense
 
 
@@ -55,7 +55,7 @@ def build_task_model(model, task):
             args, kwargs = step.node.arguments.fill_in({id(t): plain[id(t)] for t in step.parents})
             if op not in clones:
                 clones[op] = op.__class__.from_config(op.get_config())
-            tensor_index = step.tensor._keras_history[2]
+            tensor_index = _framework.keras_history(step.tensor)[2]
             value = keras.tree.flatten(clones[op](*args, **kwargs))[tensor_index]
         plain[id(step.tensor)] = value
     features = plain[id(backbone.outputs[0])]
@@ -85,7 +85,7 @@ def plan_channels(model, task):
                 f"export supports GrownConv2D and GrownDense; layer '{layer.name}' is a "
                 f"{type(layer).__name__}."
             )
-        node = layer._inbound_nodes[0]
+        node = _framework.inbound_nodes(layer)[0]
         inputs = np.flatnonzero(layouts(node.input_tensors[0]))
         outputs = np.flatnonzero(layouts(node.output_tensors[0]))
         if len(inputs) == 0 or len(outputs) == 0:

@@ -9,9 +9,8 @@ optimizers' state over to its working variables.
 import keras
 import tensorflow as tf
 from keras import ops
-from keras.src.utils import tracking
 
-from keras_grown import masks, planning
+from keras_grown import _framework, masks, planning
 
 COMPILE_DEFAULTS = dict(
     optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
@@ -135,7 +134,7 @@ def _build_compiled_metrics(model):
     num_classes = model._tasks[model.current_task]["num_classes"]
     y_true = ops.zeros((1,), "int32")
     y_pred = ops.full((1, num_classes), 1.0 / num_classes, dtype="float32")
-    for compiled in (model._compile_loss, model._compile_metrics):
+    for compiled in _framework.compiled_loss_and_metrics(model):
         if compiled is not None and not compiled.built:
             compiled.build(y_true, y_pred)
 
@@ -149,9 +148,7 @@ def recompile(model):
     """
     settings = dict(model._compiled_with() or COMPILE_DEFAULTS)
     optimizer = settings.get("optimizer", "rmsprop")
-    kept = None
-    if getattr(model, "compiled", False) and getattr(model, "_compile_loss", None) is not None:
-        kept = (model._compile_loss, model._compile_metrics, model._loss_tracker)
+    kept = _framework.compiled_state(model)
     with model.distribute_strategy.scope():
         if isinstance(optimizer, keras.optimizers.Optimizer):
             settings["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
@@ -161,8 +158,7 @@ def recompile(model):
         return
     # Set as Keras' compile() sets them: outside the layer tracker (which
     # would list them a second time in `model.metrics`).
-    with tracking.DotNotTrackScope():
-        model._compile_loss, model._compile_metrics, model._loss_tracker = kept
+    _framework.set_compiled_state(model, kept)
     if model.current_task is not None:
         with model.distribute_strategy.scope():
             _build_compiled_metrics(model)

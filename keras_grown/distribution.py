@@ -10,24 +10,25 @@ MultiWorkerMirroredStrategy (keras-team/keras#20585); `per_replica_logs` and
 import keras
 import tensorflow as tf
 from keras import ops
-from keras.src.losses import loss as loss_module
+
+from keras_grown import _framework
 
 
 def scale_loss(loss):
     """`loss` / replicas under tf.distribute (as Keras scales the task loss)."""
-    return loss_module.scale_loss_for_distribution(loss)
+    return _framework.scale_loss_for_distribution(loss)
 
 
 def unscale_loss(loss):
     """The loss as one replica computed it, before `scale_loss`."""
-    return loss_module.unscale_loss_for_distribution(loss)
+    return _framework.unscale_loss_for_distribution(loss)
 
 
 def multi_worker(strategy):
     """True for a MultiWorkerMirroredStrategy across several workers."""
     return (
         isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        and strategy.extended._in_multi_worker_mode()
+        and _framework.in_multi_worker_mode(strategy)
     )
 
 

@@ -28,6 +28,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from keras_grown import _framework
 from keras_grown.layers import GrownLayer
 
 # The element-wise merges: the tensors they join must hold the same channels.
@@ -59,10 +60,10 @@ class ChannelStep:
 
 
 def _step(tensor):
-    op, node_index, _ = tensor._keras_history
+    op, node_index, _ = _framework.keras_history(tensor)
     if isinstance(op, keras.layers.InputLayer):
         return ChannelStep(tensor, op, None, (), INPUT)
-    node = op._inbound_nodes[node_index]
+    node = _framework.inbound_nodes(op)[node_index]
     parents = tuple(node.input_tensors)
     if isinstance(op, GrownLayer):
         rule = GROWN

@@ -38,7 +38,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
-from keras.src.random.seed_generator import draw_seed
+
+from keras_grown import _framework
 
 GUMBEL_FORMS = ("concrete", "paper")
 _PHILOX = tf.random.Algorithm.PHILOX.value
@@ -63,11 +64,11 @@ def logistic_noise(shape, seed):
     explicitly: Keras' default (`auto_select`) compiles under XLA on a CPU
     to a counter-based generator about 70x slower (BENCHMARKS.md, profile).
     """
-    seed = draw_seed(seed)
+    seed = _framework.draw_seed(seed)
     if seed.dtype != tf.int32:
         seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
     low, high = 1e-6, 1.0 - 1e-6
-    if _compiled_by_xla() is False:
+    if _framework.compiled_by_xla() is False:
         # `tf.random.stateless_uniform(..., alg="philox")` derives Philox's key
         # and counter from the seed in about 25 small Python-built ops per
         # call; the kernel below derives the same ones in one op (the same
@@ -86,17 +87,6 @@ def logistic_noise(shape, seed):
         # the same draw as graph mode, bit for bit.
         u = tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high, alg="philox")
     return ops.log(u / (1.0 - u))
-
-
-def _compiled_by_xla():
-    """Whether the op being built is compiled by XLA (`jit_compile=True`); None if unknown."""
-    if tf.executing_eagerly():
-        return False
-    try:
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:  # a TensorFlow without it: take the path that is right everywhere
-        return None
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
 def hard_mask(score):
@@ -327,7 +317,7 @@ class ScoreAdam(keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
-        index = self._get_variable_index(variable)
+        momentum, velocity = _framework.adam_slots(self, variable)
         dtype = variable.dtype
 
         def cast(value):
@@ -337,8 +327,8 @@ class ScoreAdam(keras.optimizers.Adam):
         beta_1, beta_2 = cast(self.beta_1), cast(self.beta_2)
         tf.raw_ops.ResourceApplyAdam(
             var=variable.handle,
-            m=self._momentums[index].handle,
-            v=self._velocities[index].handle,
+            m=momentum.handle,
+            v=velocity.handle,
             beta1_power=tf.pow(beta_1, step),
             beta2_power=tf.pow(beta_2, step),
             lr=cast(learning_rate),

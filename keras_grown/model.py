@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_grown import backbones as backbones_lib
 from keras_grown import (
-    compiling, distribution, export, fit_guard, lifecycle, planning, schedule, sizing,
+    _framework, compiling, distribution, export, fit_guard, lifecycle, planning, schedule, sizing,
     validation,
 )
 from keras_grown.inference_cache import InferenceCache
@@ -620,10 +620,10 @@ class GrownModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
-            loss = self._compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            loss = _framework.compute_loss(
+                self, x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
-            self._loss_tracker.update_state(
+            _framework.loss_tracker(self).update_state(
                 distribution.unscale_loss(loss), sample_weight=tf.shape(x)[0]
             )
             loss = self.optimizer.scale_loss(loss)
@@ -641,7 +641,7 @@ class GrownModel(keras.Model):
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         iterator, data_batch = distribution.local_build_batch(
-            self._distribute_strategy, iterator, data_batch
+            _framework.strategy_of(self), iterator, data_batch
         )
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 

@@ -35,6 +35,7 @@ import tempfile
 
 import numpy as np
 
+from keras_grown import _framework
 from keras_grown.layers import TaskStateMixin
 
 
@@ -148,9 +149,9 @@ class Transaction:
 
     def __init__(self, model, values=(), extra=(), limit=None):
         objects = [model, model._compile_settings, model._inference_cache, *extra]
-        layers = model._flatten_layers(include_self=False, recursive=True)
+        layers = _framework.sublayers(model, include_self=False)
         objects += layers
-        objects += [layer._tracker for layer in [model, *layers] if hasattr(layer, "_tracker")]
+        objects += [t for t in map(_framework.tracker, [model, *layers]) if t is not None]
         plans = [layer.plan for layer in model.grown_layers if layer.plan is not None]
         objects += plans
         self.objects = [ObjectState(obj) for obj in objects]
@@ -220,7 +221,7 @@ def task_storage(model):
     """The variables learning a task may write: all but the finished tasks' own."""
     finished = {
         id(v)
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in _framework.sublayers(model, include_self=False)
         if isinstance(layer, TaskStateMixin)
         for k in model.finished_tasks if k < len(layer._task_variables)
         for v in layer._task_variables[k].values()

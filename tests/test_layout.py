@@ -102,3 +102,49 @@ def test_argparse_only_in_the_cli():
     ]
     assert outside == []
 
+
+
+def private_attributes():
+    """`_framework.PRIVATE_ATTRIBUTES`, read from its source."""
+    tree = ast.parse(MODULES["keras_grown._framework"].read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == "PRIVATE_ATTRIBUTES":
+            return frozenset(ast.literal_eval(node.value.args[0]))
+    raise AssertionError("keras_grown/_framework.py has no PRIVATE_ATTRIBUTES")
+
+
+def private_framework_uses(path, attributes):
+    """(line, what) of every private Keras/TensorFlow import or private attribute read in `path`."""
+    uses = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        modules = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules = [node.module]
+        uses += [(node.lineno, module) for module in modules
+                 if module.startswith(("keras.src", "tensorflow.python"))]
+        if isinstance(node, ast.Attribute) and node.attr in attributes:
+            uses.append((node.lineno, node.attr))
+    return uses
+
+
+def test_the_private_api_checker_sees_them():
+    attributes = private_attributes()
+    assert {"_inbound_nodes", "_compile_loss", "_momentums"} <= attributes
+    found = {what for _, what in private_framework_uses(MODULES["keras_grown._framework"],
+                                                        attributes)}
+    assert {"keras.src.random.seed_generator", "tensorflow.python.ops",
+            "_inbound_nodes", "_loss_tracker"} <= found
+
+
+def test_private_framework_apis_only_in_one_module():
+    # A Keras or TensorFlow release may change them: keras_grown/_framework.py is the one
+    # place that touches them, so that a new release breaks one module, not twelve.
+    attributes = private_attributes()
+    outside = {
+        name: uses for name, path in MODULES.items()
+        if name != "keras_grown._framework"
+        for uses in [private_framework_uses(path, attributes)] if uses
+    }
+    assert outside == {}

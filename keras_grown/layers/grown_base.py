@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_grown import masks
+from keras_grown import _framework, masks
 from keras_grown._checks import check_finite, is_integer
 from keras_grown.layers import subnetwork
 from keras_grown.layers.scope import current_growth_settings, next_layer_seed
@@ -620,9 +620,7 @@ def _local_packed_masks():
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         yield
         return
-    from tensorflow.python.distribute import numpy_dataset
-
-    device = numpy_dataset.SingleDevice(strategy.extended.worker_devices[0])
+    device = _framework.single_device(strategy)
 
     def creator(next_creator, **kwargs):
         # A `SingleDevice` placement makes the strategy create a plain

@@ -1,5 +1,6 @@
 """Shared machinery for layers that keep one set of state per task."""
 
+from keras_grown import _framework
 from keras_grown.mode import LayerMode
 
 
@@ -65,13 +66,8 @@ class TaskStateMixin:
                 "Call the layer on an input first."
             )
         index = self.num_task_states
-        locked = self._tracker.locked
-        self._tracker.unlock()
-        try:
+        with _framework.unlocked_tracker(self):
             created = self._create_task_variables(index)
-        finally:
-            if locked:
-                self._tracker.lock()
         self._task_variables.append(created)
         self.num_task_states += 1
         return index
@@ -111,6 +107,6 @@ def get_task_aware_layers(layer):
     """All `TaskStateMixin` layers inside `layer`, itself included, in order."""
     return [
         sub
-        for sub in layer._flatten_layers(include_self=True, recursive=True)
+        for sub in _framework.sublayers(layer, include_self=True)
         if isinstance(sub, TaskStateMixin)
     ]

@@ -5,6 +5,7 @@ import os
 
 import keras_tuner
 
+from keras_grown import _framework
 from keras_grown._checks import check_count, check_seed
 from keras_grown.tuning.hypermodel import SEARCH_SPACE, GrownHyperModel
 
@@ -42,7 +43,7 @@ class GrownHyperband(_GrownTunerMixin, keras_tuner.Hyperband):
 
     def _build_hypermodel(self, hp):
         # Skip Hyperband's reload of the previous round's checkpoint.
-        return keras_tuner.Tuner._build_hypermodel(self, hp)
+        return _framework.tuner_build_hypermodel(self, hp)
 
 
 TUNERS = {
