@@ -63,13 +63,11 @@ class GrownModel(keras.Model):
         temperature: Gumbel-Sigmoid temperature, > 0.
         gumbel: `"concrete"` (standard binary-Concrete) or `"paper"` (Eq. 6
             as printed); see `keras_grown.masks`.
-        selective_init: initial selective mask score, +5 by default (a
-            kernel is off in fewer than 1 % of the Gumbel samples: the task
-            starts from nearly every old weight it may read, FIDELITY.md §6).
-        attentive_init: initial attentive mask score, +5 by default (as
-            `selective_init`, over the free weights the task may use).
-        grown_init: initial grown mask score, 0 by default (p = 1/2: a
-            candidate channel earns its place).
+        selective_init: initial selective mask score, +5 (a kernel is off in
+            under 1 % of the Gumbel samples: the task starts from nearly
+            every weight it may use, FIDELITY.md §6).
+        attentive_init: initial attentive mask score, +5 (the same).
+        grown_init: initial grown mask score, 0 (p = 1/2: a channel earns it).
         mask_learning_rate: learning rate of the separate Adam that trains
             the mask scores (they must move faster than the weights: at 0.1
             a score can cross from +5 to off in a few dozen steps).
