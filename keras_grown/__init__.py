@@ -8,6 +8,12 @@ import os as _os
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+# The `keras-grown` command starts without TensorFlow's start-up lines; for a program that imports
+# keras-grown as a library this does nothing (keras_grown/cli/quiet.py says what and why).
+from keras_grown.cli import quiet as _quiet  # noqa: E402  (standard library only)
+
+_quiet.start()
+
 from keras_grown import backbones  # noqa: E402
 from keras_grown import bench  # noqa: E402
 from keras_grown import callbacks  # noqa: E402

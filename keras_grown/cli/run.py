@@ -211,8 +211,10 @@ def _learn_and_report(args, strategy):
     print(comparison)
     print(f"\naverage accuracy {matrix.average_accuracy():.4f}  BWT {matrix.backward_transfer():+.4f}"
           f"  model size {result.model_size[-1]:.3f}x  ({elapsed:.0f} s)")
-    print(f"wrote {args.out}/results.json, accuracy.md, accuracy.png, growth.png"
-          + (", tensorboard/" if args.tensorboard else ""))
+    print(f"\nResults in {os.path.abspath(args.out)}: results.json, accuracy.md, accuracy.png, "
+          "growth.png" + (", tensorboard/" if args.tensorboard else ""))
+    if args.tensorboard:
+        print(f"TensorBoard: tensorboard --logdir {os.path.join(args.out, 'tensorboard')}")
     return 0
 
 
