@@ -23,7 +23,8 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16",
-        "keras>=3.3",
+        # keras_grown/_framework.py uses private Keras APIs checked on 3.10-3.15.
+        "keras>=3.10,<3.16",
         "tensorflow-datasets>=4.9",
         "keras-tuner>=1.4",
         "tensorboard>=2.16",

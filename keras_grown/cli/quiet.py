@@ -7,7 +7,7 @@ where no environment variable reaches them. A user-facing command should not gre
 them, so when this process is the command line (`keras-grown ...` or `python -m keras_grown.cli`)
 `start()`, which `keras_grown/__init__.py` calls before anything imports TensorFlow:
 
-* sets `TF_CPP_MIN_LOG_LEVEL=2` with `os.environ.setdefault` (TensorFlow's C++ INFO and WARNING
+* sets `TF_CPP_MIN_LOG_LEVEL=2` when the user has not set it (TensorFlow's C++ INFO and WARNING
   lines: the CPU-instruction and oneDNN notices), so a value the user set wins;
 * imports TensorFlow and lists the GPUs with the process's standard error captured, then writes
   back every captured line but the start-up lines of `START_UP_NOISE`: errors, Python warnings and
@@ -79,13 +79,11 @@ def start():
         return
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return  # the user's own setting: TensorFlow prints what they asked for
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     try:
-        fd_usable = os.fstat(2) is not None
+        os.fstat(2)
     except OSError:
-        fd_usable = False
-    if not fd_usable:
-        return
+        return  # no standard error to capture
     with start_up_lines_hidden():
         import tensorflow as tf
 
