@@ -60,7 +60,9 @@ def build_task_model(model, task):
         plain[id(step.tensor)] = value
     features = plain[id(backbone.outputs[0])]
     heads = model.heads._task_variables[task]
-    head = keras.layers.Dense(model.heads.num_classes[task], activation="softmax", name="head")
+    head = keras.layers.Dense(
+        model.heads.num_classes[task], activation="softmax", name="head", dtype="float32"
+    )
     outputs = head(features)
     head.set_weights([_numpy(heads["kernel"])[plan.features], _numpy(heads["bias"])])
     return keras.Model(inputs, outputs, name=f"{model.name}_task_{task}")
@@ -202,10 +204,12 @@ def _plain_grown_layer(layer, task, plan, x):
             use_bias=layer.use_bias,
             activation=activation,
             name=layer.name,
+            dtype=layer.dtype_policy,
         )
     else:
         core = keras.layers.Dense(
-            len(outputs), use_bias=layer.use_bias, activation=activation, name=layer.name
+            len(outputs), use_bias=layer.use_bias, activation=activation, name=layer.name,
+            dtype=layer.dtype_policy,
         )
     x = core(x)
     weights = [kernel]
@@ -218,7 +222,8 @@ def _plain_grown_layer(layer, task, plan, x):
     norm = layer.normalization
     state = norm._task_variables[task]
     batch_norm = keras.layers.BatchNormalization(
-        momentum=norm.momentum, epsilon=norm.epsilon, name=f"{layer.name}_bn"
+        momentum=norm.momentum, epsilon=norm.epsilon, name=f"{layer.name}_bn",
+        dtype=layer.dtype_policy,
     )
     x = batch_norm(x)
     batch_norm.set_weights(
@@ -231,7 +236,9 @@ def _plain_grown_layer(layer, task, plan, x):
     )
     if keras.activations.serialize(layer.activation) in ("linear", None):
         return x
-    return keras.layers.Activation(layer.activation, name=f"{layer.name}_activation")(x)
+    return keras.layers.Activation(
+        layer.activation, name=f"{layer.name}_activation", dtype=layer.dtype_policy
+    )(x)
 
 
 def _maps_zero_to_zero(activation):

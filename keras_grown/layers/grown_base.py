@@ -141,18 +141,22 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         self.active = self.add_weight(
             name="active", shape=(self.allocated_units,),
             initializer=keras.initializers.Constant(active), trainable=False,
+            autocast=False,
         )
         self.selective_score = self.add_weight(
             name="selective_score", shape=mask_shape,
             initializer=keras.initializers.Constant(self.selective_init),
+            autocast=False,
         )
         self.attentive_score = self.add_weight(
             name="attentive_score", shape=mask_shape,
             initializer=keras.initializers.Constant(self.attentive_init),
+            autocast=False,
         )
         self.grown_score = self.add_weight(
             name="grown_score", shape=(self.allocated_units,),
             initializer=keras.initializers.Constant(self.grown_init),
+            autocast=False,
         )
         if self.normalization is not None:
             self.normalization.build(self._output_shape_for(input_shape))
@@ -357,7 +361,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         # Eq. 2: pick frozen weights with the selective mask; free weights of
         # on-channels with the attentive mask.
         mask = ops.where(owned, selective, attentive * gate[None, :])
-        return weights * mask[spatial], gate
+        return weights * ops.cast(mask, weights.dtype)[spatial], gate
 
     def _uses_every_kernel(self):
         """Whether the selected finished task's stored kernel mask is all on.
@@ -438,7 +442,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             mask = ops.where(owned, selective, gated)
         if isinstance(mask, float):
             return weights, gate  # no mask learned, no gate
-        return weights * mask[spatial], gate
+        return weights * ops.cast(mask, weights.dtype)[spatial], gate
 
     def call(self, inputs, training=None):
         planned = self.plan is not None and not self.mode.finished
@@ -446,6 +450,10 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             kernel, gate = self.planned_kernel(training=bool(training))
         else:
             kernel, gate = self.effective_kernel(training=bool(training))
+        # Under a mixed-precision policy the masks are computed in float32
+        # (scores and gates are never autocast) and the masked kernel is
+        # cast to the compute dtype, as Keras' layers read their kernels.
+        kernel = ops.cast(kernel, self.compute_dtype)
         outputs = self._apply_kernel(inputs, kernel)
         if self.use_bias:
             bias = self._current("bias")
@@ -455,7 +463,7 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
             outputs = self.normalization(outputs, training=training)
         if self.activation is not None:
             outputs = self.activation(outputs)
-        return outputs if gate is None else outputs * gate
+        return outputs if gate is None else outputs * ops.cast(gate, outputs.dtype)
 
     def compute_output_shape(self, input_shape):
         raise NotImplementedError

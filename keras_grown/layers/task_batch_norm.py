@@ -68,22 +68,26 @@ class TaskBatchNorm(TaskStateMixin, keras.layers.Layer):
         shape = (self.channels,)
         return {
             "gamma": self.add_weight(
-                name=f"task_{index}_gamma", shape=shape, initializer="ones"
+                name=f"task_{index}_gamma", shape=shape, initializer="ones",
+                autocast=False,
             ),
             "beta": self.add_weight(
-                name=f"task_{index}_beta", shape=shape, initializer="zeros"
+                name=f"task_{index}_beta", shape=shape, initializer="zeros",
+                autocast=False,
             ),
             "moving_mean": self.add_weight(
                 name=f"task_{index}_moving_mean",
                 shape=shape,
                 initializer="zeros",
                 trainable=False,
+                autocast=False,
             ),
             "moving_variance": self.add_weight(
                 name=f"task_{index}_moving_variance",
                 shape=shape,
                 initializer="ones",
                 trainable=False,
+                autocast=False,
             ),
         }
 
@@ -92,6 +96,14 @@ class TaskBatchNorm(TaskStateMixin, keras.layers.Layer):
             self._task_variables[task][key].trainable = False
 
     def call(self, inputs, training=None):
+        # As Keras' BatchNormalization: statistics and the affine map in
+        # float32 under a mixed-precision policy, the output in its dtype.
+        dtype = inputs.dtype
+        if dtype in ("float16", "bfloat16"):
+            inputs = ops.cast(inputs, "float32")
+        return ops.cast(self._normalize(inputs, training), dtype)
+
+    def _normalize(self, inputs, training):
         index = None if self.task_finished else self.channel_index
 
         def on_part(value):

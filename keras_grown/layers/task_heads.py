@@ -79,9 +79,11 @@ class TaskHeads(TaskStateMixin, keras.layers.Layer):
                 name=f"task_{index}_kernel",
                 shape=(self.features, classes),
                 initializer=initializer,
+                autocast=False,
             ),
             "bias": self.add_weight(
-                name=f"task_{index}_bias", shape=(classes,), initializer="zeros"
+                name=f"task_{index}_bias", shape=(classes,), initializer="zeros",
+                autocast=False,
             ),
         }
 
@@ -89,6 +91,10 @@ class TaskHeads(TaskStateMixin, keras.layers.Layer):
         kernel = self._current("kernel")
         if self.feature_index is not None and not self.task_finished:
             kernel = ops.take(kernel, self.feature_index, axis=0)
+        # In float32 under a mixed-precision policy, as Keras advises for a
+        # model's last layer: the loss and the predictions are float32
+        # whatever the policy (the compact export's head is the same).
+        inputs = ops.cast(inputs, "float32")
         logits = ops.matmul(inputs, kernel) + self._current("bias")
         return ops.softmax(logits)
 

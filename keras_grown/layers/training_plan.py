@@ -66,10 +66,13 @@ class TrainingPlan:
         grid = (len(self.in_index), len(self.out_index))
         kernel_shape = tuple(layer.kernel_spatial_shape) + grid
 
-        def variable(suffix, shape, dtype="float32", trainable=False):
+        def variable(suffix, shape, dtype="float32", trainable=False, autocast=False):
+            # Only kernels are cast to a mixed-precision compute dtype;
+            # scores and 0/1 masks stay float32 (as the layer's own).
             with keras.name_scope(name):
                 return keras.Variable(
-                    np.zeros(shape, dtype), dtype=dtype, trainable=trainable, name=suffix
+                    np.zeros(shape, dtype), dtype=dtype, trainable=trainable, name=suffix,
+                    autocast=autocast,
                 )
 
         # Working (trainable) variables, named (and given the path) of the
@@ -80,13 +83,13 @@ class TrainingPlan:
         # matched when a plan grows. Created trainable (a gradient tape
         # watches only variables created so); `set_trainable()` says which
         # ones the optimizers train.
-        self.free_kernel = variable("free_kernel", kernel_shape, trainable=True)
+        self.free_kernel = variable("free_kernel", kernel_shape, trainable=True, autocast=True)
         self.kernel_score = variable("kernel_score", grid, trainable=True)
         self.grown_score = variable("grown_score", grid[1:], trainable=True)
         # Constants of the task (not trainable, loaded with the rest).
         # float 0/1 (collective broadcasts under MultiWorkerMirroredStrategy refuse bool)
         self.owned = variable("planned_owned", grid)
-        self.frozen_kernel = variable("planned_frozen_kernel", kernel_shape)
+        self.frozen_kernel = variable("planned_frozen_kernel", kernel_shape, autocast=True)
         self.active = variable("planned_active", grid[1:])
         self.candidate = variable("planned_candidate", grid[1:])
         self.active.assign(active.astype("float32"))
