@@ -155,7 +155,7 @@ def train_ablations(networks, tf, mode, args):
     models["no_sampling"] = grown()
     for layer in models["no_sampling"].grown_layers:
         layer.set_mode(layer.mode.replace(selective=False, attentive=False, growth=False))
-    models["no_sampling"]._mode = models["no_sampling"].mode.replace(growth=False)
+    models["no_sampling"].controller.mode = models["no_sampling"].mode.replace(growth=False)
     models["no_sampling"].train_function = None
     models["plain"] = networks.plain_twin(models["as_is"], "allocated", jit_compile=jit)
 

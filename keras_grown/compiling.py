@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_grown import _framework, masks, planning
+from keras_grown import _framework, masks
 
 COMPILE_DEFAULTS = dict(
     optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
@@ -34,7 +34,7 @@ def apply_gradients(model, gradients, variables):
     same scale here and skipped with it, so a step that overflows changes
     neither.
     """
-    score_ids = {id(v) for v in planning.score_variables(model)}
+    score_ids = {id(v) for v in model.controller.score_variables()}
     weight_pairs, score_pairs = [], []
     for gradient, variable in zip(gradients, variables):
         if gradient is None:
@@ -109,7 +109,7 @@ def compile_with(model, settings, build_metrics=True):
         # (The storage variables are created trainable: before the first
         # task, slots for them would be full-capacity copies for nothing.)
         learning = model.current_task is not None
-        scores = planning.score_variables(model) if learning else []
+        scores = model.controller.score_variables() if learning else []
         score_ids = {id(v) for v in scores}
         model.optimizer.build(
             [v for v in model.trainable_variables if id(v) not in score_ids] if learning else []
@@ -131,7 +131,7 @@ def _build_compiled_metrics(model):
     checks it), so a batch of one with the task's classes resolves
     `"accuracy"` to the metric the real batches would.
     """
-    num_classes = model._tasks[model.current_task]["num_classes"]
+    num_classes = model.controller.num_classes(model.current_task)
     y_true = ops.zeros((1,), "int32")
     y_pred = ops.full((1, num_classes), 1.0 / num_classes, dtype="float32")
     for compiled in _framework.compiled_loss_and_metrics(model):
@@ -146,7 +146,7 @@ def recompile(model):
     that made them are the same), so that the evaluation steps of
     finished tasks traced before stay valid and are not traced again.
     """
-    settings = dict(model._compiled_with() or COMPILE_DEFAULTS)
+    settings = dict(model.controller.compiled_with() or COMPILE_DEFAULTS)
     optimizer = settings.get("optimizer", "rmsprop")
     kept = _framework.compiled_state(model)
     with model.distribute_strategy.scope():
@@ -154,7 +154,7 @@ def recompile(model):
             settings["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
         compile_with(model, settings, build_metrics=kept is None)
     if kept is None:
-        model._inference_cache.functions.clear()
+        model.controller.inference_cache.functions.clear()
         return
     # Set as Keras' compile() sets them: outside the layer tracker (which
     # would list them a second time in `model.metrics`).
@@ -180,7 +180,7 @@ def move_optimizer_state(model, old_plans):
         for variable in layer.plan.working_variables:
             moves[variable.path.replace("/", "_")] = move
     old_optimizers = (model.optimizer, model.mask_optimizer)
-    model._recompile()
+    model.controller.recompile()
     for old, new in zip(old_optimizers, (model.optimizer, model.mask_optimizer)):
         previous = {v.name: v for v in old.variables}
         for variable in new.variables:

@@ -43,7 +43,7 @@ def fit_state(model):
     # working variables (their on-part, at epoch ends): copy those, not
     # the full-capacity storage, and write them back if fit() fails.
     skipped = {id(layer.frozen_kernel) for layer in model.grown_layers}
-    plans = model._plans()
+    plans = model.controller.plans()
     for plan in plans:
         layer = plan.layer
         skipped |= {id(v) for v in (
@@ -65,23 +65,23 @@ def all_or_nothing(model):
     label outside the task's classes a `ValueError`; any other error is
     raised as it is, after the model is restored.
     """
-    plans = model._plans()
+    plans = model.controller.plans()
     saved = ValueSnapshot(fit_state(model), model.fit_snapshot_memory_limit)
-    model._fit_undo = None
-    model._in_fit = True
+    model.controller.fit_undo = None
+    model.controller.in_fit = True
     for plan in plans:
         plan.ahead = True
     try:
         yield
     except Exception as error:
-        if model._fit_undo is not None:
+        if model.controller.fit_undo is not None:
             # The growth schedule changed the phase: first the plans,
             # optimizers, flags and storage of before its first change.
-            model._fit_undo.restore()
+            model.controller.fit_undo.restore()
         saved.restore()
         for plan in plans:
             plan.store()  # the storage's on-part as it was before fit()
-        model._in_fit = False
+        model.controller.in_fit = False
         if isinstance(error, NonFinite):
             raise FloatingPointError(
                 f"fit() stopped: {error} while training task {model.current_task}. "
@@ -98,10 +98,10 @@ def all_or_nothing(model):
             raise clear from None
         raise
     finally:
-        model._in_fit = False
-        if model._fit_undo is not None:
-            model._fit_undo.discard()
-            model._fit_undo = None
+        model.controller.in_fit = False
+        if model.controller.fit_undo is not None:
+            model.controller.fit_undo.discard()
+            model.controller.fit_undo = None
         saved.discard()
 
 
@@ -117,8 +117,8 @@ class StoreWorking(keras.callbacks.Callback):
     """
 
     def on_epoch_end(self, epoch, logs=None):
-        self.model._store_working()
-        for plan in self.model._plans():
+        self.model.controller.store_working()
+        for plan in self.model.controller.plans():
             plan.ahead = True
 
 

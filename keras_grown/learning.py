@@ -127,8 +127,8 @@ def _full_size_twin(model):
     # Trained under the same tf.distribute strategy as the model it stands for.
     with model.distribute_strategy.scope():
         twin = GrownModel.from_config(config)
-        if model._compiled_with() is not None:
-            twin.compile(**model._compiled_with())
+        if model.controller.compiled_with() is not None:
+            twin.compile(**model.controller.compiled_with())
     return twin
 
 

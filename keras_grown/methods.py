@@ -411,8 +411,8 @@ class FineTune(Method):
         if not self.keep_copies:
             return super().model_for_task(index)
         model = self.build_model(self.input_shape)
-        if self.models:
-            model._pending_copy = self.models[-1]
+        # add_task() copies the previous task's network into the new one.
+        self._copy_into = (model, self.models[-1]) if self.models else None
         self.models.append(model)
         return model
 
@@ -423,10 +423,10 @@ class FineTune(Method):
 
     def add_task(self, model, task, grow=None):
         result = super().add_task(model, task, grow)
-        source = getattr(model, "_pending_copy", None)
-        if source is not None:
-            copy_backbone(source, model)
-            del model._pending_copy
+        pending = getattr(self, "_copy_into", None)
+        if pending is not None and pending[0] is model:
+            copy_backbone(pending[1], model)
+            self._copy_into = None
         return result
 
 

@@ -147,7 +147,7 @@ def trace_key(model):
     """
     return (
         model.mode.computed(),
-        tuple(layer.mode for layer in model._task_layers),
+        tuple(layer.mode for layer in model.controller.task_layers),
         tuple(None if layer.plan is None else (layer.plan.serial, layer.plan.any_owned)
               for layer in model.grown_layers),
     )

@@ -8,11 +8,10 @@ from keras import ops
 
 from keras_grown import backbones as backbones_lib
 from keras_grown import (
-    _framework, compiling, distribution, export, fit_guard, lifecycle, planning, schedule, sizing,
-    validation,
+    _framework, compiling, distribution, export, fit_guard, schedule, sizing, validation,
 )
-from keras_grown.inference_cache import InferenceCache
-from keras_grown.mode import Mode, trace_key
+from keras_grown.controller import Controller
+from keras_grown.mode import trace_key
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin
 # Re-exported: `from keras_grown.model import ModelSize` (and L0_SCOPES) keeps working.
 from keras_grown.sizing import L0_SCOPES, ModelSize, TaskSummary  # noqa: F401
@@ -183,25 +182,12 @@ class GrownModel(keras.Model):
         )
         self.compact_training = bool(compact_training)
         self.mask_noise = bool(mask_noise)
-        # True while fit() runs: the working variables of the task's plan
-        # (see TrainingPlan) are then newer than the storage.
-        self._in_fit = False
-        # Compact plain models of finished tasks for inference (not tracked:
-        # they hold copies of frozen values, never saved with the model).
-        self._inference_cache = InferenceCache()
-        # compile()'s arguments, kept out of Keras' tracking: an optimizer
-        # instance among them is a template (add_task() compiles a copy),
-        # not state to save.
-        self._compile_settings = compiling.CompileSettings()
         # fit() keeps a copy of what it may change (restored if it fails): in
         # memory up to this many bytes, in a temporary folder above (None:
         # always in memory).
         self.fit_snapshot_memory_limit = 256 * 2**20
         self.seed = seed
         self.growth_schedule = growth_schedule
-        # While the growth schedule acts (its grow() is not manual control);
-        # what a fit() that changed phase puts back if it fails later.
-        self._schedule_acting, self._fit_undo = False, None
 
         self.backbone = backbones_lib.build_backbone(
             backbone, input_shape, seed_ratio=self.seed_ratio, capacity=self.capacity,
@@ -215,14 +201,9 @@ class GrownModel(keras.Model):
         self.grown_layers = [l for l in self.backbone.layers if isinstance(l, GrownLayer)]
         if not self.grown_layers:
             raise ValueError("The backbone has no grown layer (GrownConv2D, GrownDense).")
-        self._task_layers = [
-            l for l in self.backbone.layers if isinstance(l, TaskStateMixin)
-        ] + [self.heads]
-        planning.configure_layers(self)
-        self._input_on = backbones_lib.channel_sources(self.backbone)
-        self._merge_groups = backbones_lib.merged_channel_groups(self.backbone)
-        self.full_size_weights, self._channel_weights = sizing.measure_full_size(
-            self.grown_layers, self._input_on
+        input_on = backbones_lib.channel_sources(self.backbone)
+        self.full_size_weights, channel_weights = sizing.measure_full_size(
+            self.grown_layers, input_on
         )
 
         self.l0_tracker = keras.metrics.Mean(name="l0")
@@ -231,13 +212,18 @@ class GrownModel(keras.Model):
         # Extra loss terms of regularization baselines (EWC): callables
         # returning a scalar tensor, added to the loss of the current task.
         self.penalties = []
-        self._tasks = []
-        # What the model is doing (`keras_grown.mode.Mode`): replaced, never edited.
-        self._mode = Mode()
+        # The tasks, the mode and the steps that change them (not tracked by
+        # Keras: the compact models of its inference cache hold copies of
+        # frozen values, and compile()'s arguments a template optimizer,
+        # none of it state to save).
+        self.controller = Controller(
+            self,
+            [l for l in self.backbone.layers if isinstance(l, TaskStateMixin)] + [self.heads],
+            input_on, backbones_lib.merged_channel_groups(self.backbone), channel_weights,
+        )
         self.built = True
-        lifecycle.restore_tasks(self, tasks, growth_enabled, masks_fixed, selected_task)
-        self._mode = self._mode.replace(
-            manual=bool(manual_control) and self.current_task is not None)
+        self.controller.restore_tasks(
+            tasks, growth_enabled, masks_fixed, manual_control, selected_task)
 
     # ------------------------------------------------------------------ size
     def model_size(self):
@@ -252,64 +238,36 @@ class GrownModel(keras.Model):
     @property
     def num_tasks(self):
         """Number of tasks added so far (finished ones and the current one)."""
-        return len(self._tasks)
+        return len(self.controller.tasks)
 
     @property
     def finished_tasks(self):
         """Indices of the finished tasks (their weights are frozen)."""
-        return [k for k, t in enumerate(self._tasks) if t["finished"]]
+        return [k for k, t in enumerate(self.controller.tasks) if t["finished"]]
 
     @property
     def current_task(self):
         """Index of the task being learned, or None between tasks."""
-        if self._tasks and not self._tasks[-1]["finished"]:
-            return len(self._tasks) - 1
-        return None
+        return self.controller.current_task
 
     @property
     def selected_task(self):
         """The task `predict()`/`evaluate()` answer for, or None before the first task."""
-        return self._mode.task
+        return self.controller.mode.task
 
     @property
     def growth_enabled(self):
         """Whether learnable sparse growth is on for the current task (`grow()`)."""
-        return self._mode.growth
+        return self.controller.mode.growth
 
     @property
     def mode(self):
         """What the model is doing now: a `keras_grown.mode.Mode` (immutable)."""
-        return self._mode
+        return self.controller.mode
 
     def _select(self, task):
-        """Makes `task` the one the model computes (see `planning.select`)."""
-        planning.select(self, task)
-
-    # ------------------------------------------------------------ the plan
-    def _plans(self):
-        return [layer.plan for layer in self.grown_layers if layer.plan is not None]
-
-    def _load_working(self):
-        """Storage -> working variables (outside fit(): storage is the truth)."""
-        if self._in_fit:
-            return
-        for plan in self._plans():
-            plan.load()
-
-    def _store_working(self):
-        """Working variables -> storage (after training steps)."""
-        for plan in self._plans():
-            if plan.ahead:
-                plan.store()
-
-    def _move_optimizer_state(self, old_plans):
-        """New optimizers for new plans, their state moved over (`compiling`)."""
-        compiling.move_optimizer_state(self, old_plans)
-
-    def _after_layer_load(self):
-        # Loaded storage may hold other active channels: re-plan the task.
-        if getattr(self, "_tasks", None) and self._mode.task is not None:
-            self._select(self._mode.task)
+        """Makes `task` the one the model computes (see `Controller.select`)."""
+        self.controller.select(task)
 
     # ------------------------------------------------------ transactions
     def _transaction(self, call, values=(), limit="fit"):
@@ -345,7 +303,7 @@ class GrownModel(keras.Model):
         # memory, an interrupt) removes what was created.
         scores = [v for layer in self.grown_layers for v in layer.score_variables]
         with self._transaction("add_task()", scores):
-            index = lifecycle.start_task(self, num_classes, grow)
+            index = self.controller.start_task(num_classes, grow)
         return index
 
     def grow(self):
@@ -360,9 +318,7 @@ class GrownModel(keras.Model):
         """
         validation.check_can_grow(self)
         with self._transaction("grow()", [l.grown_score for l in self.grown_layers]):
-            lifecycle.start_growth_round(self)
-            self._mode = self._mode.replace(
-                manual=self._mode.manual or not self._schedule_acting)
+            self.controller.start_growth_round()
 
     def fix_masks(self):
         """Fixes the current task's masks at their hard values for the rest of the task.
@@ -379,21 +335,17 @@ class GrownModel(keras.Model):
         """
         validation.check_learning(self, "fix_masks()")
         with self._transaction("fix_masks()"):
-            self._store_working()
-            self._mode = self._mode.replace(masks_fixed=True)
-            self._select(self.current_task)
-            self._mode = self._mode.replace(
-                manual=self._mode.manual or not self._schedule_acting)
+            self.controller.fix_masks()
 
     @property
     def masks_fixed(self):
         """Whether the current task's masks are fixed (`fix_masks()`)."""
-        return self._mode.masks_fixed
+        return self.controller.mode.masks_fixed
 
     @property
     def manual_control(self):
         """Whether `grow()`, `fix_masks()` or `prune()` was called by hand on this task."""
-        return self._mode.manual
+        return self.controller.mode.manual
 
     def prune(self, ratio):
         """PackNet's magnitude pruning of the weights the current task trains.
@@ -408,8 +360,7 @@ class GrownModel(keras.Model):
         """
         validation.check_prune(self, ratio)
         with self._transaction("prune()", [l.attentive_score for l in self.grown_layers]):
-            result = lifecycle.prune(self, ratio)
-            self._mode = self._mode.replace(manual=True)
+            result = self.controller.prune(ratio)
         return result
 
     def finish_task(self):
@@ -427,8 +378,8 @@ class GrownModel(keras.Model):
         """
         validation.check_learning(self, "finish_task()")
         task = self.current_task
-        with self._transaction("finish_task()", lifecycle.finish_writes(self, task)):
-            summary = lifecycle.finish_task(self, task)
+        with self._transaction("finish_task()", self.controller.finish_writes(task)):
+            summary = self.controller.finish_task(task)
         return summary
 
     def select_task(self, task):
@@ -453,10 +404,10 @@ class GrownModel(keras.Model):
         settings = dict(bound.arguments)
         settings.pop("self")
         with self._transaction("compile()"):
-            self._compile_settings.arguments = settings
+            self.controller.compile_settings.arguments = settings
             # New loss and metrics objects: the cached evaluation steps of
             # finished tasks update the old ones.
-            self._inference_cache.functions.clear()
+            self.controller.inference_cache.functions.clear()
             compiling.compile_with(self, settings)
 
     def compile_from_config(self, config):
@@ -464,21 +415,13 @@ class GrownModel(keras.Model):
         # model to us: same settings, through our compile.
         self.compile(**keras.saving.deserialize_keras_object(config))
 
-    def _recompile(self):
-        """Compiles again with the last settings (see `compiling.recompile`)."""
-        compiling.recompile(self)
-
-    def _compiled_with(self):
-        """The arguments of the last `compile()` (None if never compiled)."""
-        return self._compile_settings.arguments
-
     @property
     def trainable_weights(self):
         weights = super().trainable_weights
         if not self.trainable:
             return weights
         return weights + [
-            v for plan in self._plans() for v in plan.working_variables if v.trainable
+            v for plan in self.controller.plans() for v in plan.working_variables if v.trainable
         ]
 
     @property
@@ -504,20 +447,20 @@ class GrownModel(keras.Model):
         callbacks = arguments.get("callbacks")
         if callbacks is None or isinstance(callbacks, (list, tuple)):
             arguments["callbacks"] = fit_guard.with_guards(callbacks, self.growth_schedule)
-        self._load_working()
+        self.controller.load_working()
         with fit_guard.all_or_nothing(self):
             history = super().fit(*bound.args[1:], **bound.kwargs)
-            self._store_working()
+            self.controller.store_working()
         return history
 
     def train_on_batch(self, *args, **kwargs):
-        self._load_working()
-        for plan in self._plans():
+        self.controller.load_working()
+        for plan in self.controller.plans():
             plan.ahead = True
         try:
             return super().train_on_batch(*args, **kwargs)
         finally:
-            self._store_working()
+            self.controller.store_working()
 
     def evaluate(self, *args, **kwargs):
         """Like `keras.Model.evaluate`, for the selected task.
@@ -542,20 +485,20 @@ class GrownModel(keras.Model):
         return trace_key(self)
 
     def make_train_function(self, force=False):
-        return self._inference_cache.make_train_function(self, super().make_train_function, force)
+        return self.controller.inference_cache.make_train_function(self, super().make_train_function, force)
 
     # Keras makes (eagerly) the step function of evaluate(), predict(),
     # test_on_batch() and predict_on_batch() here, before tracing it: the one
     # place to build the compact model the traced step will call.
     def make_test_function(self, force=False):
         validation.check_selected(self)
-        self._load_working()
-        return self._inference_cache.make_function(self, "test", super().make_test_function, force)
+        self.controller.load_working()
+        return self.controller.inference_cache.make_function(self, "test", super().make_test_function, force)
 
     def make_predict_function(self, force=False):
         validation.check_selected(self)
-        self._load_working()
-        return self._inference_cache.make_function(
+        self.controller.load_working()
+        return self.controller.inference_cache.make_function(
             self, "predict", super().make_predict_function, force
         )
 
@@ -568,7 +511,7 @@ class GrownModel(keras.Model):
     @compact_inference.setter
     def compact_inference(self, value):
         self._compact_inference = bool(value)
-        self._inference_cache.clear(self, models=False)
+        self.controller.inference_cache.clear(self, models=False)
 
     def clear_inference_cache(self):
         """Drops the compact inference models of finished tasks.
@@ -578,13 +521,13 @@ class GrownModel(keras.Model):
         `set_weights()` clear it themselves (training never changes a
         finished task: its weights are frozen).
         """
-        self._inference_cache.clear(self)
+        self.controller.inference_cache.clear(self)
 
     def call(self, inputs, training=False):
-        if tf.executing_eagerly() and not self._in_fit:
-            self._load_working()
+        if tf.executing_eagerly() and not self.controller.in_fit:
+            self.controller.load_working()
         if training is None or training is False:
-            compact = self._inference_cache.compact_model(self)
+            compact = self.controller.inference_cache.compact_model(self)
             if compact is not None:
                 return compact(inputs, training=False)
         return self.heads(self.backbone(inputs, training=training))
@@ -593,7 +536,7 @@ class GrownModel(keras.Model):
         loss = super().compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
         )
-        if not training and self._mode.finished:
+        if not training and self.controller.mode.finished:
             # A finished task is evaluated on its own loss: the growth terms
             # and penalties belong to the task being learned (and a cached
             # evaluation step of a finished task must not read its state).
@@ -604,7 +547,7 @@ class GrownModel(keras.Model):
         # Keras scales the task loss by 1 / replicas under tf.distribute (the
         # gradients are summed across replicas); the model-wide terms are
         # computed whole on every replica, so they are scaled the same way.
-        if self.l0_lambda > 0 and (self._mode.growth or self.l0_scope == "new_weights"):
+        if self.l0_lambda > 0 and (self.controller.mode.growth or self.l0_scope == "new_weights"):
             loss = loss + distribution.scale_loss(
                 ops.cast(self.l0_lambda, loss.dtype) * l0
             )
@@ -670,8 +613,8 @@ class GrownModel(keras.Model):
     def set_weights(self, weights):
         self.clear_inference_cache()
         result = super().set_weights(weights)
-        if self._mode.task is not None:
-            self._select(self._mode.task)
+        if self.controller.mode.task is not None:
+            self._select(self.controller.mode.task)
         return result
 
     def get_config(self):
@@ -679,10 +622,10 @@ class GrownModel(keras.Model):
         schedule_config = None if self.growth_schedule is None else self.growth_schedule.get_config()
         config.update(
             name=self.name, backbone=self.backbone_name, input_shape=list(self.image_shape),
-            compact_inference=self._compact_inference, tasks=[dict(t) for t in self._tasks],
-            growth_schedule=schedule_config, growth_enabled=self._mode.growth,
-            masks_fixed=self._mode.masks_fixed, manual_control=self._mode.manual,
-            selected_task=self._mode.task,
+            compact_inference=self._compact_inference, tasks=[dict(t) for t in self.controller.tasks],
+            growth_schedule=schedule_config, growth_enabled=self.controller.mode.growth,
+            masks_fixed=self.controller.mode.masks_fixed, manual_control=self.controller.mode.manual,
+            selected_task=self.controller.mode.task,
         )
         return config
 

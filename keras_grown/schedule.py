@@ -341,17 +341,17 @@ def change_phase(model, change):
     """
     from keras_grown.transaction import Transaction
 
-    if model._in_fit and model._fit_undo is None:
+    if model.controller.in_fit and model.controller.fit_undo is None:
         storage = [v for layer in model.grown_layers
                    for v in (layer.free_kernel, *layer.score_variables)]
-        model._fit_undo = Transaction(model, storage, limit=model.fit_snapshot_memory_limit)
-    model._schedule_acting = True
+        model.controller.fit_undo = Transaction(model, storage, limit=model.fit_snapshot_memory_limit)
+    model.controller.schedule_acting = True
     try:
         change()
     finally:
-        model._schedule_acting = False
-    if model._in_fit:
-        for plan in model._plans():
+        model.controller.schedule_acting = False
+    if model.controller.in_fit:
+        for plan in model.controller.plans():
             plan.ahead = True
         model.make_train_function()  # the mode changed: traced again
 

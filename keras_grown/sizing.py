@@ -148,8 +148,8 @@ def model_size(model):
             task_specific += channels * (int(layer.use_bias) + 2 * int(layer.batch_norm))
     head_weights = 0
     for k in model.finished_tasks:
-        features = model._input_on({l: l.task_channel_mask(k) for l in model.grown_layers})
-        head_weights += (int(features["__features__"].sum()) + 1) * model._tasks[k]["num_classes"]
+        features = model.controller.input_on({l: l.task_channel_mask(k) for l in model.grown_layers})
+        head_weights += (int(features["__features__"].sum()) + 1) * model.controller.num_classes(k)
     return ModelSize(
         ratio=owned / model.full_size_weights,
         owned_weights=owned,
@@ -200,7 +200,7 @@ def growth_terms(model):
     """
     l0 = ops.zeros(())
     ratio = ops.zeros(())
-    for layer, weight in zip(model.grown_layers, model._channel_weights):
+    for layer, weight in zip(model.grown_layers, model.controller.channel_weights):
         active, candidate, grown_score, owned, attentive_score = layer.growth_state()
         on = ops.sum(active)
         channel_probability = active

@@ -15,7 +15,7 @@ It captures, before the call:
   the task's training plans and of the objects the model keeps apart
   (compile settings, the compact inference cache): each object's attributes,
   and the contents of the lists, dicts and sets they hold, two levels deep
-  (`_tasks`, each layer's per-task variables and task count, the heads'
+  (the controller's tasks, each layer's per-task variables and task count, the heads'
   class counts, the tracked variable lists, the optimizers, the plans, the
   selected task, ...). Nothing is copied but references and small containers.
 * the `trainable` flag of every variable;
@@ -148,7 +148,9 @@ class Transaction:
     """
 
     def __init__(self, model, values=(), extra=(), limit=None):
-        objects = [model, model._compile_settings, model._inference_cache, *extra]
+        controller = model.controller
+        objects = [model, controller, controller.compile_settings, controller.inference_cache,
+                   *extra]
         layers = _framework.sublayers(model, include_self=False)
         objects += layers
         objects += [t for t in map(_framework.tracker, [model, *layers]) if t is not None]
@@ -207,7 +209,7 @@ def public_call(model, call, values=(), limit="fit"):
     model's `fit_snapshot_memory_limit`.
     """
     values = list(values)
-    for plan in model._plans():
+    for plan in model.controller.plans():
         values += plan.working_variables
         if plan.ahead:
             layer = plan.layer

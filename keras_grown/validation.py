@@ -138,13 +138,13 @@ def check_task_index(model, task):
 
 def check_trainable_task(model):
     """Refuses a fit() with no task being learned, or with another task selected."""
-    if not model._tasks:
+    if not model.controller.tasks:
         raise ValueError(
             "fit() needs a task: call model.add_task(dataset) first, then fit()."
         )
     if model.current_task is None:
         raise ValueError(
-            f"All {len(model._tasks)} task(s) are finished; their weights are "
+            f"All {len(model.controller.tasks)} task(s) are finished; their weights are "
             "frozen. Call add_task() to learn a new task."
         )
     if model.selected_task != model.current_task:
@@ -286,7 +286,7 @@ def check_labels(model, y, where, task, fix):
         y = np.asarray(y)
     if not (isinstance(y, np.ndarray) and y.size and np.issubdtype(y.dtype, np.integer)):
         return
-    num_classes = model._tasks[task]["num_classes"]
+    num_classes = model.controller.num_classes(task)
     if y.min() < 0 or y.max() >= num_classes:
         raise ValueError(
             f"{where}: task {task} has {num_classes} classes, so labels "
@@ -304,7 +304,7 @@ def label_error(model, error, where, task, fix):
         return None
     return ValueError(
         f"{where}: a label is outside the classes of task {task} "
-        f"({model._tasks[task]['num_classes']} classes): {detail[0]} {fix}"
+        f"({model.controller.num_classes(task)} classes): {detail[0]} {fix}"
     )
 
 

@@ -157,14 +157,14 @@ def _fit_nan_images(model, ctx):
 
 
 def _fit_huge_learning_rate(model, ctx):
-    settings = model._compiled_with()
+    settings = model.controller.compiled_with()
     model.compile(optimizer=keras.optimizers.SGD(1e12), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     try:
         _fit(model, ctx.images, ctx.labels, batch_size=8, epochs=2)
     finally:
-        model._compile_settings.arguments = settings  # back to the model's own settings
-        model._recompile()
+        model.controller.compile_settings.arguments = settings  # back to the model's own settings
+        model.controller.recompile()
 
 
 def _resized(task, size):

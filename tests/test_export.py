@@ -82,7 +82,7 @@ def test_compact_inference_predicts_like_the_masked_network(lenet, tmp_path):
         masked = _grown_predictions(model, task, images)
         model.select_task(task)
         compact = model.predict(images, verbose=0)
-        assert task in model._inference_cache.models  # built once, then reused
+        assert task in model.controller.inference_cache.models  # built once, then reused
         np.testing.assert_allclose(compact, masked, rtol=0, atol=TOLERANCE)
         assert not np.array_equal(compact, _grown_predictions(model, (task + 1) % 3, images))
     # Rebuilt after loading weights, with bitwise the same predictions.
@@ -91,7 +91,7 @@ def test_compact_inference_predicts_like_the_masked_network(lenet, tmp_path):
     path = str(tmp_path / "w.weights.h5")
     model.save_weights(path)
     model.load_weights(path)
-    assert not model._inference_cache.models
+    assert not model.controller.inference_cache.models
     np.testing.assert_array_equal(model.predict(images, verbose=0), first)
     # Switched off: the masked network answers.
     model.compact_inference = False

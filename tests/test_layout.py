@@ -148,3 +148,36 @@ def test_private_framework_apis_only_in_one_module():
         for uses in [private_framework_uses(path, attributes)] if uses
     }
     assert outside == {}
+
+
+def private_model_uses(path):
+    """(line, attribute) of every `model._x` / `self.model._x` read or write in `path`."""
+    uses = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                and not node.attr.startswith("__")):
+            continue
+        owner = node.value
+        name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", None)
+        if name == "model":
+            uses.append((node.lineno, node.attr))
+    return sorted(uses)
+
+
+def test_the_model_checker_sees_private_uses(tmp_path):
+    source = tmp_path / "example.py"
+    source.write_text("def f(model, self):\n    model._tasks.append(1)\n"
+                      "    self.model._plans()\n    model.controller.tasks\n")
+    assert private_model_uses(source) == [(2, "_tasks"), (3, "_plans")]
+
+
+def test_only_model_py_touches_the_models_private_state():
+    # The engine's state is the model's controller (keras_grown/controller.py); the
+    # other modules read and change it through it, never through `model._...`.
+    # keras_grown/_framework.py reads Keras' own private attributes of a model.
+    outside = {
+        name: uses for name, path in MODULES.items()
+        if name not in ("keras_grown.model", "keras_grown._framework")
+        for uses in [private_model_uses(path)] if uses
+    }
+    assert outside == {}

@@ -9,7 +9,6 @@ import pytest
 import keras
 
 import keras_grown as kg
-from keras_grown import planning
 from conftest import task_arrays
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,9 +24,9 @@ def _model(task, optimizer):
 
 
 def _state(model):
-    scores = [np.array(v.numpy(), copy=True) for v in planning.score_variables(model)]
+    scores = [np.array(v.numpy(), copy=True) for v in model.controller.score_variables()]
     weights = [np.array(v.numpy(), copy=True) for v in model.trainable_variables
-               if all(v is not s for s in planning.score_variables(model))]
+               if all(v is not s for s in model.controller.score_variables())]
     return scores, weights
 
 
@@ -77,7 +76,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np, keras
 import keras_grown as kg
-from keras_grown import datasets, planning
+from keras_grown import datasets
 sys.path.insert(0, "tests")
 from conftest import task_arrays
 task = datasets.split_fashion_mnist(num_tasks=5, train_per_task=320, val_fraction=0.2,
@@ -90,7 +89,7 @@ with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
         loss="sparse_categorical_crossentropy")
     model.add_task(task.train)
 def scores():
-    return [v.numpy().copy() for v in planning.score_variables(model)]
+    return [v.numpy().copy() for v in model.controller.score_variables()]
 before = scores()
 heavy = np.full(64, 1e4, "float32")
 model.fit(tf.data.Dataset.from_tensor_slices((x[:64], y[:64], heavy)).batch(64), verbose=0)

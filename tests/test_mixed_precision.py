@@ -12,7 +12,6 @@ import pytest
 import keras
 
 import keras_grown as kg
-from keras_grown import planning
 from conftest import task_arrays
 
 
@@ -83,10 +82,10 @@ def test_mixed_float16_scales_the_loss_and_trains_the_mask_scores(policy, fashio
     task = fashion_stream[0]
     model.add_task(task.train)
     images, labels = task_arrays(task.train)
-    scores = [np.array(v.numpy(), copy=True) for v in planning.score_variables(model)]
+    scores = [np.array(v.numpy(), copy=True) for v in model.controller.score_variables()]
     logs = model.train_on_batch(images[:64], labels[:64], return_dict=True)
     assert np.isfinite(logs["loss"])
-    after = [v.numpy() for v in planning.score_variables(model)]
+    after = [v.numpy() for v in model.controller.score_variables()]
     moved = [np.abs(a - b).max() for a, b in zip(after, scores)]
     assert max(moved) > 0, "no mask score moved"
     assert all(np.isfinite(a).all() for a in after)

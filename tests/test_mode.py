@@ -33,7 +33,7 @@ def test_the_mode_follows_a_task_from_add_task_to_finish_task(fashion_stream):
     model.finish_task()
     assert model.mode == Mode(task=0, finished=True)
     assert all(layer.mode.finished and not layer.mode.learning for layer in model.grown_layers)
-    assert all(layer.mode.task == 0 and layer.mode.finished for layer in model._task_layers)
+    assert all(layer.mode.task == 0 and layer.mode.finished for layer in model.controller.task_layers)
 
     model.add_task(fashion_stream[1].train)
     assert model.mode == Mode(task=1)  # later tasks start without growth

@@ -379,7 +379,7 @@ def test_a_finished_task_is_evaluated_without_tracing_again(fashion_stream):
 
 
 def _score_values(model):
-    model._store_working()
+    model.controller.store_working()
     return [np.array(v.numpy(), copy=True) for l in model.grown_layers for v in l.score_variables]
 
 

@@ -220,6 +220,6 @@ def test_compact_inference_falls_back_to_the_masked_network_with_a_warning():
     model.finish_task()
     with pytest.warns(UserWarning, match="Compact inference is off for task 0"):
         compact_try = model.predict(images, verbose=0)
-    assert model._inference_cache.models == {0: None}
+    assert model.controller.inference_cache.models == {0: None}
     model.compact_inference = False
     np.testing.assert_array_equal(compact_try, model.predict(images, verbose=0))

@@ -21,6 +21,7 @@ import keras_grown as kg
 from conftest import assert_weights_unchanged, task_arrays, weights_checksum
 from keras_grown.layers import GrownLayer, TaskHeads, TaskStateMixin
 from keras_grown.layers.training_plan import TrainingPlan
+from keras_grown.controller import Controller
 from keras_grown.model import GrownModel
 
 
@@ -79,7 +80,7 @@ def _state(model):
         "task_states": [(layer.name, layer.num_task_states, layer.task) for layer in layers],
         "head_classes": list(model.heads.num_classes),
         "compiled": model.compiled,
-        "compile_settings": model._compiled_with(),
+        "compile_settings": model.controller.compiled_with(),
         "optimizers": (model.optimizer, model.mask_optimizer),
         "plans": [layer.plan for layer in model.grown_layers],
         "variable_names": [v.path for v in model.variables],
@@ -139,11 +140,11 @@ FAILURES = [
                                   lambda self: self.name == "conv2"),
             lambda m, d: m.add_task(d["task1"]), MemoryError, _learn_task_1),
     Failure("add_task-interrupted-while-compiling", _finished,
-            lambda p: _fail_after(p, GrownModel, "_recompile", KeyboardInterrupt(),
+            lambda p: _fail_after(p, Controller, "recompile", KeyboardInterrupt(),
                                   lambda self: self.current_task is not None),
             lambda m, d: m.add_task(d["task1"], grow=True), KeyboardInterrupt, _learn_task_1),
     Failure("grow-fails-moving-the-optimizer-state", _learning,
-            lambda p: _fail_after(p, GrownModel, "_move_optimizer_state", _out_of_memory()),
+            lambda p: _fail_after(p, Controller, "move_optimizer_state", _out_of_memory()),
             lambda m, d: m.grow(), tf.errors.ResourceExhaustedError,
             lambda m, d: (m.grow(), _learn_task_1(m, d))),
     Failure("grow-fails-loading-a-plan", _learning,
@@ -155,7 +156,7 @@ FAILURES = [
                                   lambda self: self.name == "fc2"),
             lambda m, d: m.finish_task(), KeyboardInterrupt, _learn_task_1),
     Failure("finish_task-fails-re-compiling", _learning,
-            lambda p: _fail_after(p, GrownModel, "_recompile", _out_of_memory(),
+            lambda p: _fail_after(p, Controller, "recompile", _out_of_memory(),
                                   lambda self: self.current_task is None),
             lambda m, d: m.finish_task(), tf.errors.ResourceExhaustedError, _learn_task_1),
     Failure("prune-fails-after-the-last-layer-pruned", _learning,
@@ -164,8 +165,8 @@ FAILURES = [
             lambda m, d: m.prune(0.5), MemoryError,
             lambda m, d: (m.prune(0.5), _learn_task_1(m, d))),
     Failure("fix_masks-interrupted-after-selecting", _learning,
-            lambda p: _fail_after(p, GrownModel, "_select", KeyboardInterrupt(),
-                                  lambda self: self.masks_fixed),
+            lambda p: _fail_after(p, Controller, "select", KeyboardInterrupt(),
+                                  lambda self: self.mode.masks_fixed),
             lambda m, d: m.fix_masks(), KeyboardInterrupt,
             lambda m, d: (m.fix_masks(), _learn_task_1(m, d))),
     Failure("fix_masks-fails-loading-the-narrowed-plan", _growing,
@@ -234,7 +235,7 @@ def test_the_head_of_a_failed_add_task_is_gone(saved, data, monkeypatch):
             model.add_task(data["task1"], num_classes=7)
     assert "put back to its state before the call" in "\n".join(raised.value.__notes__)
     assert len(model.weights) == weights
-    assert [layer.num_task_states for layer in model._task_layers] == [1] * 5
+    assert [layer.num_task_states for layer in model.controller.task_layers] == [1] * 5
     assert model.heads.num_classes == [2]
     assert model.add_task(data["task1"]) == 1
     assert model.heads.num_classes == [2, 2]
