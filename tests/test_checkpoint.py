@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,54 +88,70 @@ def test_resume_after_a_crash_inside_a_task_is_bitwise(make, three_tasks, tmp_pa
     assert checkpoint.list_checkpoints(str(tmp_path / "b")) == ["task-0001", "task-0002"]
 
 
-def test_resume_of_a_finished_run_trains_nothing(three_tasks, tmp_path):
-    # target=None (no Scratch reference, no growth rounds): what is under
-    # test is the checkpoint, and the crash test above covers the default loop.
-    settings = dict(epochs=1, batch_size=32, seed=0, checkpoint_dir=str(tmp_path), target=None)
-    reference = kg.learn(_grown(), three_tasks, **settings)
+# target=None (no Scratch reference, no growth rounds): what is under test
+# below is the checkpoint, and the crash test above covers the default loop.
+FINISHED_RUN = dict(epochs=1, batch_size=32, seed=0, target=None)
+
+
+@pytest.fixture(scope="module")
+def finished_run(three_tasks, tmp_path_factory):
+    """(result, folder): the three tasks learned once, a checkpoint written after each.
+
+    Trained once for the tests below; each works on its own copy of the folder.
+    """
+    directory = tmp_path_factory.mktemp("finished_run") / "checkpoints"
+    result = kg.learn(_grown(), three_tasks, checkpoint_dir=str(directory), **FINISHED_RUN)
+    return result, directory
+
+
+def _copy_of(finished_run, tmp_path):
+    directory = tmp_path / "checkpoints"
+    shutil.copytree(finished_run[1], directory)
+    return str(directory)
+
+
+def test_resume_of_a_finished_run_trains_nothing(finished_run, three_tasks, tmp_path):
+    reference, _ = finished_run
+    directory = _copy_of(finished_run, tmp_path)
     # Only the last two checkpoints are kept.
-    assert checkpoint.list_checkpoints(str(tmp_path)) == ["task-0002", "task-0003"]
-    again = kg.learn(_grown(), three_tasks, resume=True, **settings)
+    assert checkpoint.list_checkpoints(directory) == ["task-0002", "task-0003"]
+    again = kg.learn(_grown(), three_tasks, resume=True, checkpoint_dir=directory,
+                     **FINISHED_RUN)
     _assert_same_run(reference, again)
     assert again.time_per_task == reference.time_per_task  # restored, not re-measured
 
 
-def test_resume_refuses_a_checkpoint_of_another_run(three_tasks, tmp_path):
-    kg.learn(_grown(), three_tasks[:1], epochs=1, batch_size=32, checkpoint_dir=str(tmp_path),
-             target=None)
+def test_resume_refuses_a_checkpoint_of_another_run(finished_run, three_tasks, tmp_path):
+    directory = _copy_of(finished_run, tmp_path)
     with pytest.raises(checkpoint.CheckpointError, match="epochs differ"):
-        kg.learn(_grown(), three_tasks[:1], epochs=2, batch_size=32,
-                 checkpoint_dir=str(tmp_path), resume=True, target=None)
+        kg.learn(_grown(), three_tasks, checkpoint_dir=directory, resume=True,
+                 **dict(FINISHED_RUN, epochs=2))
     with pytest.raises(ValueError, match="needs checkpoint_dir"):
         kg.learn(_grown(), three_tasks[:1], resume=True)
 
 
-def _two_checkpoints(three_tasks, directory):
-    kg.learn(_grown(), three_tasks[:2], epochs=1, batch_size=32, checkpoint_dir=directory,
-             target=None)
-    return [os.path.join(directory, n) for n in checkpoint.list_checkpoints(directory)]
-
-
-def test_a_corrupt_checkpoint_is_named_and_the_previous_one_used(three_tasks, tmp_path):
-    older, newer = _two_checkpoints(three_tasks, str(tmp_path))
+def test_a_corrupt_checkpoint_is_named_and_the_previous_one_used(finished_run, tmp_path):
+    directory = _copy_of(finished_run, tmp_path)
+    older, newer = [os.path.join(directory, n) for n in checkpoint.list_checkpoints(directory)]
     model_file = os.path.join(newer, "model_0.keras")
     with open(model_file, "r+b") as handle:  # truncate: a write cut short
         handle.truncate(os.path.getsize(model_file) // 2)
     with pytest.warns(UserWarning, match="model_0.keras is corrupt or truncated"):
-        state, models, _ = checkpoint.load_checkpoint(str(tmp_path))
-    assert state["finished_tasks"] == 1
-    assert models[0].num_tasks == 1
+        state, models, _ = checkpoint.load_checkpoint(directory)
+    assert state["finished_tasks"] == 2
+    assert models[0].num_tasks == 2
     with open(os.path.join(older, "state.json"), "w") as handle:
         handle.write("{not json")
     with pytest.raises(checkpoint.CheckpointError) as error:
-        checkpoint.load_checkpoint(str(tmp_path))
+        checkpoint.load_checkpoint(directory)
     assert "model_0.keras" in str(error.value) and "state.json" in str(error.value)
 
 
-def test_a_failed_write_leaves_the_previous_checkpoint_intact(three_tasks, tmp_path, monkeypatch):
-    (older,) = _two_checkpoints(three_tasks, str(tmp_path))[:1]
-    before = sorted(os.listdir(tmp_path))
-    model = checkpoint.load_checkpoint(str(tmp_path))[1][0]
+def test_a_failed_write_leaves_the_previous_checkpoint_intact(finished_run, tmp_path,
+                                                             monkeypatch):
+    directory = _copy_of(finished_run, tmp_path)
+    before = sorted(os.listdir(directory))
+    model = checkpoint.load_checkpoint(directory)[1][0]
 
     def broken_save(self, path, *args, **kwargs):
         with open(path, "wb") as handle:
@@ -143,10 +160,10 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(three_tasks, tmp_p
 
     monkeypatch.setattr(kg.GrownModel, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        checkpoint.write_checkpoint(str(tmp_path), 3, [model], {"settings": {}, "result": {}})
-    assert sorted(os.listdir(tmp_path)) == before  # no temporary folder left, nothing replaced
-    state, _, _ = checkpoint.load_checkpoint(str(tmp_path))
-    assert state["finished_tasks"] == 2
+        checkpoint.write_checkpoint(directory, 4, [model], {"settings": {}, "result": {}})
+    assert sorted(os.listdir(directory)) == before  # no temporary folder left, nothing replaced
+    state, _, _ = checkpoint.load_checkpoint(directory)
+    assert state["finished_tasks"] == 3
 
 
 KILL_SCRIPT = textwrap.dedent(
