@@ -30,10 +30,32 @@ def _first_task(model, stream):
     return model.finish_task()
 
 
-def test_a_task_that_needs_growth_grows_inside_one_fit(fashion_stream):
-    model = _model(growth_schedule=kg.callbacks.GrowWhenNecessary(reuse_epochs=1,
-                                                                  fit_accuracy=1.0))
+@pytest.fixture(scope="module")
+def first_task_file(fashion_stream, tmp_path_factory):
+    """A model that learned and finished task 0 (`_first_task`), saved.
+
+    The tests of what a later task does load it and set their own schedule:
+    task 0 is learned once for the module, not once per test.
+    """
+    model = _model()
     _first_task(model, fashion_stream)
+    path = tmp_path_factory.mktemp("schedule") / "first_task.keras"
+    model.save(path)
+    return path
+
+
+def _after_first_task(path, **growth_schedule):
+    """The model of `first_task_file` (task 0 finished), with `growth_schedule=` if given."""
+    model = keras.saving.load_model(path)
+    if "growth_schedule" in growth_schedule:
+        model.growth_schedule = growth_schedule["growth_schedule"]
+    keras.utils.set_random_seed(0)
+    return model
+
+
+def test_a_task_that_needs_growth_grows_inside_one_fit(first_task_file, fashion_stream):
+    model = _after_first_task(first_task_file, growth_schedule=kg.callbacks.GrowWhenNecessary(
+        reuse_epochs=1, fit_accuracy=1.0))
     keras.utils.set_random_seed(1)
     model.add_task(fashion_stream[1].train)
     assert not model.growth_enabled
@@ -51,12 +73,11 @@ def test_a_task_that_needs_growth_grows_inside_one_fit(fashion_stream):
     assert _grown_channels(summary) > 0
 
 
-def test_a_two_epoch_fit_decides_growth_inside_its_first_epoch(fashion_stream):
+def test_a_two_epoch_fit_decides_growth_inside_its_first_epoch(first_task_file, fashion_stream):
     # Two epochs: pick and reuse for a third of the first, grow for the rest
     # of it, then the fixed-mask epoch. The step is traced once per phase.
     schedule = kg.callbacks.GrowWhenNecessary(fit_accuracy=1.0)
-    model = _model(growth_schedule=schedule)
-    _first_task(model, fashion_stream)
+    model = _after_first_task(first_task_file, growth_schedule=schedule)
     old = model.predict(prepare(fashion_stream[0].test, 64), verbose=0)
     keras.utils.set_random_seed(1)
     model.add_task(fashion_stream[1].train)
@@ -73,10 +94,10 @@ def test_a_two_epoch_fit_decides_growth_inside_its_first_epoch(fashion_stream):
         model.predict(prepare(fashion_stream[0].test, 64), verbose=0), old)
 
 
-def test_a_fit_of_unknown_length_rounds_the_reuse_phase_to_whole_epochs(fashion_stream):
+def test_a_fit_of_unknown_length_rounds_the_reuse_phase_to_whole_epochs(first_task_file,
+                                                                   fashion_stream):
     schedule = kg.callbacks.GrowWhenNecessary(fit_accuracy=1.0)
-    model = _model(growth_schedule=schedule)
-    _first_task(model, fashion_stream)
+    model = _after_first_task(first_task_file, growth_schedule=schedule)
     model.add_task(fashion_stream[1].train)
     unknown = prepare(fashion_stream[1].train, 64, True, 1).filter(lambda x, y: True)
     model.fit(unknown, epochs=2, verbose=0)
@@ -84,12 +105,11 @@ def test_a_fit_of_unknown_length_rounds_the_reuse_phase_to_whole_epochs(fashion_
     assert [p["phase"] for p in schedule.phases] == ["reuse", "fixed"]
 
 
-def test_a_task_that_fits_its_data_is_not_grown(fashion_stream):
+def test_a_task_that_fits_its_data_is_not_grown(first_task_file, fashion_stream):
     # fit_accuracy=0.05: every phase already fits; target=0.01: already reached.
     for schedule in (kg.callbacks.GrowWhenNecessary(reuse_epochs=1, fit_accuracy=0.05),
                      kg.callbacks.GrowWhenNecessary(reuse_epochs=1, target=0.01)):
-        model = _model(growth_schedule=schedule)
-        _first_task(model, fashion_stream)
+        model = _after_first_task(first_task_file, growth_schedule=schedule)
         model.add_task(fashion_stream[1].train)
         _fit(model, fashion_stream[1], 4, 1)
         assert "grow" not in [p["phase"] for p in schedule.phases]
@@ -97,10 +117,9 @@ def test_a_task_that_fits_its_data_is_not_grown(fashion_stream):
         assert _grown_channels(model.finish_task()) == 0
 
 
-def test_the_fixed_mask_phase_ends_when_it_stops_improving(fashion_stream):
+def test_the_fixed_mask_phase_ends_when_it_stops_improving(first_task_file, fashion_stream):
     schedule = kg.callbacks.GrowWhenNecessary(reuse_epochs=1, target=0.01, patience=1)
-    model = _model(growth_schedule=schedule)
-    _first_task(model, fashion_stream)
+    model = _after_first_task(first_task_file, growth_schedule=schedule)
     model.add_task(fashion_stream[1].train)
     history = _fit(model, fashion_stream[1], 12, 1)
     fixed = schedule.phases[-1]
@@ -112,12 +131,12 @@ def test_the_fixed_mask_phase_ends_when_it_stops_improving(fashion_stream):
     assert epochs == 1 + next(i for i in range(1, len(val)) if val[i] <= max(val[:i])) + 1
 
 
-def test_growth_inside_fit_keeps_earlier_tasks_bitwise(fashion_stream):
-    model = _model(growth_schedule=kg.callbacks.GrowWhenNecessary(reuse_epochs=1,
-                                                                  fit_accuracy=1.0))
+def test_growth_inside_fit_keeps_earlier_tasks_bitwise(first_task_file, fashion_stream):
+    model = _after_first_task(first_task_file, growth_schedule=kg.callbacks.GrowWhenNecessary(
+        reuse_epochs=1, fit_accuracy=1.0))
+    # Task 1 learns with AdamW (add_task() keeps the compiled settings).
     model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.05),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    _first_task(model, fashion_stream)
     images, _ = task_arrays(fashion_stream[0].test)
     before = model.predict(images, verbose=0)
     model.add_task(fashion_stream[1].train)
@@ -128,9 +147,8 @@ def test_growth_inside_fit_keeps_earlier_tasks_bitwise(fashion_stream):
     np.testing.assert_array_equal(model.predict(images, verbose=0), before)
 
 
-def test_hand_calls_put_the_task_under_manual_control(fashion_stream):
-    model = _model()
-    _first_task(model, fashion_stream)
+def test_hand_calls_put_the_task_under_manual_control(first_task_file, fashion_stream):
+    model = _after_first_task(first_task_file)
     model.add_task(fashion_stream[1].train)
     model.grow()
     assert model.manual_control
@@ -143,9 +161,8 @@ def test_hand_calls_put_the_task_under_manual_control(fashion_stream):
     assert not model.manual_control  # a new task is the schedule's again
 
 
-def test_no_schedule_trains_in_the_state_set(fashion_stream):
-    model = _model(growth_schedule=None)
-    _first_task(model, fashion_stream)
+def test_no_schedule_trains_in_the_state_set(first_task_file, fashion_stream):
+    model = _after_first_task(first_task_file, growth_schedule=None)
     model.add_task(fashion_stream[1].train)
     _fit(model, fashion_stream[1], 3, 1)
     assert not model.masks_fixed and not model.growth_enabled
@@ -184,10 +201,9 @@ class _FailAt(keras.callbacks.Callback):
             raise RuntimeError("stop here")
 
 
-def test_a_fit_that_fails_after_growing_puts_everything_back(fashion_stream):
+def test_a_fit_that_fails_after_growing_puts_everything_back(first_task_file, fashion_stream):
     schedule = kg.callbacks.GrowWhenNecessary(reuse_epochs=1, fit_accuracy=1.0)
-    model = _model(growth_schedule=schedule)
-    _first_task(model, fashion_stream)
+    model = _after_first_task(first_task_file, growth_schedule=schedule)
     model.add_task(fashion_stream[1].train)
     _fit(model, fashion_stream[1], 1, 1)  # one epoch: no decision, plans trained
     before = weights_checksum(model)
