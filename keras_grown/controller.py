@@ -11,7 +11,8 @@ and `select_task()` are its methods, run by `GrownModel` after its checks and
 inside its all-or-nothing transaction; the growth schedule changes phase
 through the same public calls. Everything a traced step reads is derived
 from the mode in `select()`, and the mode (with the layers' modes and plans)
-is the key of the traced steps (`keras_grown.mode.trace_key`).
+is the key of the traced steps (`keras_grown.mode.trace_key`). docs/design.md
+describes the whole design.
 """
 
 import math
