@@ -51,18 +51,36 @@ def _learn(method, stream, probe, epochs=1, **kwargs):
     return result, recorder
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        lambda: methods.PackNet(prune_ratio=0.5, seed=0),
-        lambda: methods.Piggyback(seed=0),
-        lambda: methods.GrowOnly(seed=0, l0_lambda=1.0),
-    ],
-    ids=["packnet", "piggyback", "grow_only"],
-)
-def test_zero_forgetting_is_bitwise(method, permuted_stream, probe):
-    method = method()
-    result, recorder = _learn(method, permuted_stream, probe, target="scratch")
+# Each learned once for the module (`learned`): the zero-forgetting test and
+# the method's own test below read the same run.
+MASKED_METHODS = {
+    "packnet": lambda: methods.PackNet(prune_ratio=0.5, seed=0),
+    "piggyback": lambda: methods.Piggyback(seed=0),
+    "grow_only": lambda: methods.GrowOnly(seed=0, l0_lambda=1.0),
+}
+
+
+@pytest.fixture(scope="module")
+def learned(permuted_stream, probe):
+    """`learned(name)`: (method, result, recorder) of MASKED_METHODS[name] learned on the stream.
+
+    With target="scratch", which only GROWN reads (the zero-forgetting test
+    checks that no Scratch reference is trained): the run is the one without it.
+    """
+    runs = {}
+
+    def run(name):
+        if name not in runs:
+            method = MASKED_METHODS[name]()
+            runs[name] = (method, *_learn(method, permuted_stream, probe, target="scratch"))
+        return runs[name]
+
+    return run
+
+
+@pytest.mark.parametrize("name", list(MASKED_METHODS))
+def test_zero_forgetting_is_bitwise(name, learned):
+    _, result, recorder = learned(name)
     after_task_0, after_task_1 = recorder.outputs
     np.testing.assert_array_equal(after_task_0[0], after_task_1[0])
     assert result.accuracy.backward_transfer() == 0.0
@@ -70,9 +88,8 @@ def test_zero_forgetting_is_bitwise(method, permuted_stream, probe):
     assert result.targets == [None, None]
 
 
-def test_packnet_releases_the_pruned_weights_to_the_next_task(permuted_stream, probe):
-    method = methods.PackNet(prune_ratio=0.5, seed=0)
-    result, _ = _learn(method, permuted_stream, probe)
+def test_packnet_releases_the_pruned_weights_to_the_next_task(learned):
+    method, result, _ = learned("packnet")
     # Half of every layer's kernels (rounded per layer) stay with task 0;
     # task 1 takes half of what was released.
     assert result.model_size[0] == pytest.approx(0.5, abs=2e-3)
@@ -84,9 +101,8 @@ def test_packnet_releases_the_pruned_weights_to_the_next_task(permuted_stream, p
         assert (layer.task_kernel_mask(1) >= owned_by_0).all()
 
 
-def test_piggyback_trains_the_full_network_once_then_only_masks(permuted_stream, probe):
-    method = methods.Piggyback(seed=0)
-    result, _ = _learn(method, permuted_stream, probe)
+def test_piggyback_trains_the_full_network_once_then_only_masks(learned):
+    method, result, _ = learned("piggyback")
     assert result.model_size == [1.0, 1.0]
     model = method.model
     for layer in model.grown_layers:
