@@ -240,6 +240,22 @@ def _started_model(fashion_stream):
     return model
 
 
+# Built once for the module: only calls that are refused (and must change
+# nothing, as each test checks) are made on them.
+@pytest.fixture(scope="module")
+def started_model(fashion_stream):
+    """Task 0 added and trained one step."""
+    return _started_model(fashion_stream)
+
+
+@pytest.fixture(scope="module")
+def finished_model(fashion_stream):
+    """Task 0 trained one step and finished."""
+    model = _started_model(fashion_stream)
+    model.finish_task()
+    return model
+
+
 def test_fit_before_add_task_is_refused(fashion_stream):
     model = kg.GrownModel("lenet5", seed=9)
     before = weights_checksum(model)
@@ -248,8 +264,8 @@ def test_fit_before_add_task_is_refused(fashion_stream):
     assert_weights_unchanged(model, before)
 
 
-def test_add_task_twice_is_refused(fashion_stream):
-    model = _started_model(fashion_stream)
+def test_add_task_twice_is_refused(started_model, fashion_stream):
+    model = started_model
     before = weights_checksum(model)
     with pytest.raises(ValueError, match=r"Task 0 is not finished.*finish_task\(\)"):
         model.add_task(fashion_stream[1].train)
@@ -257,8 +273,8 @@ def test_add_task_twice_is_refused(fashion_stream):
     assert model.num_tasks == 1
 
 
-def test_select_task_out_of_range_is_refused(fashion_stream):
-    model = _started_model(fashion_stream)
+def test_select_task_out_of_range_is_refused(started_model):
+    model = started_model
     before = weights_checksum(model)
     with pytest.raises(ValueError, match=r"select_task\(3\) is out of range.*1 task"):
         model.select_task(3)
@@ -268,9 +284,8 @@ def test_select_task_out_of_range_is_refused(fashion_stream):
     assert_weights_unchanged(model, before)
 
 
-def test_images_of_the_wrong_shape_are_refused(fashion_stream):
-    model = _started_model(fashion_stream)
-    model.finish_task()
+def test_images_of_the_wrong_shape_are_refused(finished_model):
+    model = finished_model
     before = weights_checksum(model)
     wrong = tf.data.Dataset.from_tensor_slices(
         (np.zeros((4, 32, 32, 3), "float32"), np.zeros((4,), "int32")))
@@ -338,9 +353,8 @@ def test_grow_with_the_capacity_spent_is_refused(fashion_stream):
     assert_weights_unchanged(model, before)
 
 
-def test_fit_on_a_finished_task_is_refused(fashion_stream):
-    model = _started_model(fashion_stream)
-    model.finish_task()
+def test_fit_on_a_finished_task_is_refused(finished_model, fashion_stream):
+    model = finished_model
     with pytest.raises(ValueError, match="finished"):
         model.fit(_train(fashion_stream[0]), epochs=1, verbose=0)
 
