@@ -181,17 +181,14 @@ def _plain_grown_layer(layer, task, plan, x):
     """The standard layers computing `layer` for a finished `task` on kept channels."""
     inputs, outputs = plan.layer_channels[layer]
     channel_on = layer.task_channel_mask(task)[outputs]
-    spatial = (None,) * len(layer.kernel_spatial_shape)
     # A finished task computes with where(use, frozen_kernel, 0): kernels it
     # does not read are 0, also inside the channels it keeps. Without
     # ownership (naive fine-tune, EWC: freeze_finished is False) it reads the
     # shared weights as they are now, like the grown model does.
-    use = layer.task_kernel_mask(task)
-    source = _numpy(layer.frozen_kernel)
-    if not layer.mode.freeze_finished:
-        owned = _numpy(layer.owner) > 0
-        source = np.where(owned[spatial], source, _numpy(layer.free_kernel))
-    kernel = np.where(use[spatial], source, 0.0).astype("float32")
+    kernel = _numpy(layer.finished_kernel(
+        layer.task_kernel_mask(task), _numpy(layer.owner), _numpy(layer.frozen_kernel),
+        _numpy(layer.free_kernel),
+    )).astype("float32")
     kernel = kernel[..., inputs, :][..., outputs]
     variables = layer._task_variables[task]
     activation = None if layer.batch_norm else layer.activation

@@ -181,3 +181,25 @@ def test_only_model_py_touches_the_models_private_state():
         for uses in [private_model_uses(path)] if uses
     }
     assert outside == {}
+
+
+def test_the_mask_equation_is_written_once():
+    # GrownLayer.kernel_mask() is the one place that samples and combines the masks;
+    # the forward paths and the hard mask finish_task() stores call it, and a
+    # finished task's kernel is GrownLayer.finished_kernel() (the compact export too).
+    tree = ast.parse(MODULES["keras_grown.layers.grown_base"].read_text())
+    functions = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+
+    def calls(function):
+        return {node.func.attr for node in ast.walk(functions[function])
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
+
+    samplers = {"_kernel_sample", "straight_through_gumbel_sigmoid", "top_fraction_mask",
+                "straight_through_top_fraction"}
+    sampling = sorted(name for name in functions if calls(name) & samplers)
+    assert sampling == ["_kernel_sample", "_mask", "kernel_mask"]
+    for caller in ("effective_kernel", "planned_kernel", "hard_kernel_mask"):
+        assert "kernel_mask" in calls(caller), caller
+    assert "finished_kernel" in calls("effective_kernel")
+    compact = MODULES["keras_grown.compact"].read_text()
+    assert "finished_kernel(" in compact and "np.where(use" not in compact

@@ -307,15 +307,8 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
                 # Nothing is owned (the fine-tune / EWC baselines) and the
                 # task kept every kernel: it reads the shared kernel as it is.
                 return self.free_kernel, gate
-            use = masks.unpack_bits(self._current("kernel_mask"), mask_shape)
-            if self.mode.freeze_finished:
-                source = self.frozen_kernel
-            else:
-                source = ops.where(
-                    ops.greater(self.owner, 0)[spatial], self.frozen_kernel, self.free_kernel
-                )
-            kernel = ops.where(ops.greater(use, 0.0)[spatial], source, 0.0)
-            return kernel, gate
+            use = ops.greater(masks.unpack_bits(self._current("kernel_mask"), mask_shape), 0.0)
+            return self.finished_kernel(use), gate
         if (
             not self.mode.freeze_finished
             and not (self.mode.selective or self.mode.attentive or self.mode.pruned)
@@ -330,38 +323,28 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         # Weights owned by earlier tasks come from the frozen store, all
         # others from the trainable free store.
         weights = ops.where(owned[spatial], self.frozen_kernel, self.free_kernel)
-        if self.mode.pruned:
-            selective = self._mask(self.selective_score, self.mode.selective, training)
-            attentive = masks.hard_mask(self.attentive_score)
-        elif self.mode.selective and self.mode.attentive:
-            # Owned and free kernels are disjoint: one noisy sample over the
-            # combined scores serves both masks (half the sampling cost).
-            selective = attentive = self._kernel_sample(
-                ops.where(owned, self.selective_score, self.attentive_score), training
-            )
-        else:
-            selective = self._mask(self.selective_score, self.mode.selective, training)
-            attentive = self._mask(self.attentive_score, self.mode.attentive, training)
-        if not self.mode.retrain_released and self.task > 0:
-            # Ablation "+Sel-mask"/"Grow": free weights inside channels that
-            # earlier tasks activated (released) are not re-trained; only
-            # grown channels receive new weights. The first task's seed is
-            # fresh, not released.
-            attentive = attentive * (1.0 - self.active)[None, :]
-        if self.mode.growth:
-            # Eq. 3: expand with the grown and attentive masks.
-            grown = self._mask(self.grown_score, True, training)
-            if self.candidate_mask is None:
-                candidate = 1.0 - self.active
-            else:
-                candidate = ops.convert_to_tensor(np.asarray(self.candidate_mask, "float32"))
-            gate = self.active + candidate * grown
-        else:
-            gate = self.active
-        # Eq. 2: pick frozen weights with the selective mask; free weights of
-        # on-channels with the attentive mask.
-        mask = ops.where(owned, selective, attentive * gate[None, :])
+        mask, gate = self.kernel_mask(training=training, planned=False)
         return weights * ops.cast(mask, weights.dtype)[spatial], gate
+
+    def finished_kernel(self, use, owner=None, frozen=None, free=None):
+        """A finished task's kernel: `where(use, frozen, 0)` over its stored kernel mask `use`.
+
+        The masked forward pass of a finished task and its compact export
+        (`keras_grown.compact`) both compute it here. Without ownership
+        (`freeze_finished_tasks=False`: the fine-tune / EWC baselines) the
+        kernels nobody owns come from the shared free store. `owner`,
+        `frozen` and `free` default to the layer's storage (NumPy arrays of
+        it may be passed).
+        """
+        spatial = (None,) * len(self.kernel_spatial_shape)
+        frozen = self.frozen_kernel if frozen is None else frozen
+        if self.mode.freeze_finished:
+            source = frozen
+        else:
+            owner = self.owner if owner is None else owner
+            free = self.free_kernel if free is None else free
+            source = ops.where(ops.greater(owner, 0)[spatial], frozen, free)
+        return ops.where(use[spatial], source, 0.0)
 
     def _uses_every_kernel(self):
         """Whether the selected finished task's stored kernel mask is all on.
@@ -394,55 +377,105 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
     def planned_kernel(self, training=False):
         """`effective_kernel()` over the plan's on-part only (the task being learned).
 
-        The same masks as the full-capacity path (`effective_kernel()`), computed for the
-        kernels between the plan's input and output channels and from the
-        working variables: no kernel of a channel that cannot be on for the
-        task is gathered, sampled or multiplied.
+        The same masks (`kernel_mask()`), computed for the kernels between
+        the plan's input and output channels and from the working variables:
+        no kernel of a channel that cannot be on for the task is gathered,
+        sampled or multiplied.
         """
         plan = self.plan
         spatial = (None,) * len(self.kernel_spatial_shape)
-        owned = ops.greater(plan.owned, 0.5)
         if plan.any_owned:
+            owned = ops.greater(plan.owned, 0.5)
             weights = ops.where(owned[spatial], plan.frozen_kernel, plan.free_kernel)
         else:
             weights = plan.free_kernel
-        # `kernel_score` is the selective score where owned and the attentive
-        # score where free: one sample serves both masks, and noise is drawn
-        # only when a mask is learned.
-        learned = self.mode.selective or (self.mode.attentive and not self.mode.pruned)
-        sample = self._kernel_sample(plan.kernel_score, training) if learned else None
-        selective = sample if self.mode.selective else 1.0
-        if self.mode.pruned:
-            attentive = masks.hard_mask(plan.kernel_score)
+        mask, gate = self.kernel_mask(training=training, planned=True)
+        if mask is None:
+            return weights, gate  # no mask learned, no gate
+        return weights * ops.cast(mask, weights.dtype)[spatial], gate
+
+    def kernel_mask(self, training=False, planned=None, gated=True):
+        """The mask equation of the task being learned: `(M, gate)` (docs/design.md).
+
+        `M[i, o]` is the selective mask where kernel (i, o) is owned by an
+        earlier task and the attentive mask times the channel gate where it
+        is free (Eq. 2); `gate[o]` is 1 on active channels and the grown mask
+        on this round's candidates in a growth round (Eq. 3). The forward
+        pass (`effective_kernel()`, `planned_kernel()`), `finish_task()`,
+        PackNet's pruning and the growth monitor all take the masks from here.
+
+        Args:
+            training: masks are straight-through samples of their scores
+                (Gumbel-Sigmoid, or WSN's top c) while the masks learn; else,
+                and with the masks fixed, the hard rule `finish_task()`
+                stores (`score > 0`, the top c).
+            planned: over the plan's on-part (working variables) or, False,
+                over the allocated width (storage); None: the plan when the
+                task being learned has one.
+            gated: False leaves the channel gate out of `M` (`gate` is then
+                None): the kernel mask before channel gating.
+
+        Returns:
+            `M` (0/1 floats [in, out] of the part; None: no mask applies) and
+            `gate` (floats [out]; None: every computed channel is on).
+        """
+        mode = self.mode
+        if planned is None:
+            planned = self.plan is not None and not mode.finished
+        if planned:
+            plan = self.plan
+            owned = ops.greater(plan.owned, 0.5)
+            any_owned, has_candidates, all_active = (
+                plan.any_owned, plan.has_candidates, plan.all_active)
+            active, candidate, grown_score = plan.active, plan.candidate, plan.grown_score
+            score = plan.kernel_score  # the selective score where owned, attentive where free
         else:
-            attentive = sample if self.mode.attentive else 1.0
-        if not self.mode.retrain_released and self.task > 0:
-            attentive = attentive * (1.0 - plan.active)[None, :]
-        if self.mode.growth and plan.has_candidates:
-            # Eq. 3 over this round's candidates only.
-            gate = plan.active + plan.candidate * self._mask(plan.grown_score, True, training)
-        elif plan.all_active:
-            # Every computed channel is on: the gate is all ones, skip it.
+            owned = ops.greater(self.owner, 0)
+            any_owned, has_candidates, all_active = True, True, False
+            active, grown_score = self.active, self.grown_score
+            if self.candidate_mask is None:
+                candidate = 1.0 - active
+            else:
+                candidate = ops.convert_to_tensor(np.asarray(self.candidate_mask, "float32"))
+            score = ops.where(owned, self.selective_score, self.attentive_score)
+        # Owned and free kernels are disjoint: one sample over the combined
+        # score serves both masks, and noise is drawn only when one is learned.
+        learned = mode.selective or (mode.attentive and not mode.pruned)
+        sample = self._kernel_sample(score, training) if learned else None
+        selective = sample if mode.selective else 1.0
+        if mode.pruned:
+            attentive = masks.hard_mask(score)  # PackNet's fixed mask
+        else:
+            attentive = sample if mode.attentive else 1.0
+        if not mode.retrain_released and self.task > 0:
+            # Ablation "+Sel-mask"/"Grow": free weights inside channels that
+            # earlier tasks activated (released) are not re-trained; only
+            # grown channels receive new weights. The first task's seed is
+            # fresh, not released.
+            attentive = attentive * (1.0 - active)[None, :]
+        if not gated:
             gate = None
+        elif mode.growth and has_candidates:
+            gate = active + candidate * self._mask(grown_score, True, training)
+        elif all_active:
+            gate = None  # every computed channel is on: skip the gate
         else:
-            gate = plan.active
-        # Eq. 2.
-        gated = attentive if gate is None else attentive * gate[None, :]
-        if not plan.any_owned:
-            mask = gated  # nothing owned: no selective mask to apply
-        elif selective is gated:
+            gate = active
+        gated_attentive = attentive if gate is None else attentive * gate[None, :]
+        if not any_owned:
+            mask = gated_attentive  # nothing owned: no selective mask to apply
+        elif selective is gated_attentive:
             mask = selective  # one sample, no gate: the masks coincide
-        elif selective is attentive:
+        elif selective is attentive and planned:
             # One sample serves both masks, and an owned kernel sits in a
             # channel an earlier task activated, where the gate is exactly 1
             # (candidates are dormant channels): the `where` over owned
             # kernels would return the gated sample itself, value and gradient.
-            mask = gated
+            # (The full-width reference path keeps the `where` and its rounding.)
+            mask = gated_attentive
         else:
-            mask = ops.where(owned, selective, gated)
-        if isinstance(mask, float):
-            return weights, gate  # no mask learned, no gate
-        return weights * ops.cast(mask, weights.dtype)[spatial], gate
+            mask = ops.where(owned, selective, gated_attentive)
+        return (None if isinstance(mask, float) else mask), gate
 
     def call(self, inputs, training=None):
         planned = self.plan is not None and not self.mode.finished
@@ -477,22 +510,27 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
         return on
 
     def hard_kernel_mask(self):
-        """`M` without noise and before channel gating, as a bool array [in, out]."""
-        owned = ops.convert_to_numpy(self.owner) > 0
-        if self.mode.top_fraction is not None:
-            return subnetwork.hard_kernel_mask(self, owned)
-        shape = owned.shape
-        selective = (
-            ops.convert_to_numpy(self.selective_score) > 0
-            if self.mode.selective else np.ones(shape, bool)
+        """`M` without noise and before channel gating, as a bool array [in, out].
+
+        `kernel_mask()`'s hard rule over the allocated width; for WSN's top c
+        over the plan's on-part (the kernels its training step ranks), and
+        False elsewhere.
+        """
+        shape = (self.input_dim, self.allocated_units)
+        planned = (
+            self.mode.top_fraction is not None and self.plan is not None
+            and not self.mode.finished
         )
-        attentive = (
-            ops.convert_to_numpy(self.attentive_score) > 0
-            if self.mode.attentive or self.mode.pruned else np.ones(shape, bool)
-        )
-        if not self.mode.retrain_released and self.task > 0:
-            attentive &= (ops.convert_to_numpy(self.active) == 0)[None, :]
-        return np.where(owned, selective, attentive)
+        mask, _ = self.kernel_mask(training=False, planned=planned, gated=False)
+        if mask is None:
+            return np.ones(shape, bool)
+        on = np.broadcast_to(ops.convert_to_numpy(mask) > 0.5, (
+            (len(self.plan.in_index), len(self.plan.out_index)) if planned else shape))
+        if not planned:
+            return np.array(on)
+        use = np.zeros(shape, bool)
+        use[np.ix_(self.plan.in_index, self.plan.out_index)] = on
+        return use
 
     def finish_task_state(self, input_on):
         """Hardens the masks of the current task and takes ownership.

@@ -10,9 +10,9 @@ selective score where owned, the attentive score where free) when the
 layer's `top_fraction` is set (`keras_grown.wsn.WSN` sets it); everything
 else (owner / frozen / free storage, stored masks, size) is the engine's.
 
-These are the eager (NumPy) parts: the scores a task starts from, the hard
-mask `finish_task()` stores, and the merge of the two score stores. The
-traced step calls `GrownLayer._kernel_sample`.
+These are the eager (NumPy) parts: the scores a task starts from and the
+merge of the two score stores. The masks, traced or hard, come from
+`GrownLayer.kernel_mask` (which calls `GrownLayer._kernel_sample`).
 """
 
 import math
@@ -20,8 +20,6 @@ import math
 import keras
 import numpy as np
 from keras import ops
-
-from keras_grown import masks
 
 
 def reset_scores(layer):
@@ -48,30 +46,6 @@ def reset_scores(layer):
     )
     layer.selective_score.assign(score)
     layer.attentive_score.assign(score)
-
-
-def hard_kernel_mask(layer, owned):
-    """Bool [in, out]: the top `layer.top_fraction` of |score| over the task's on-part.
-
-    The on-part is the task's plan (the kernels its training step computes)
-    when it has one, else the whole allocated grid: the training step ranks
-    the same kernels with the same function, so it picks the same ones.
-    """
-    combined = np.where(
-        owned,
-        ops.convert_to_numpy(layer.selective_score),
-        ops.convert_to_numpy(layer.attentive_score),
-    )
-    plan = None if layer.task_finished else layer.plan
-    if plan is None:
-        rows, cols = np.arange(owned.shape[0]), np.arange(owned.shape[1])
-    else:
-        rows, cols = plan.in_index, plan.out_index
-    grid = np.ix_(rows, cols)
-    use = np.zeros(owned.shape, bool)
-    top = masks.top_fraction_mask(combined[grid], layer.top_fraction)
-    use[grid] = ops.convert_to_numpy(top) > 0
-    return use
 
 
 def merge_scores(layer, owner):
