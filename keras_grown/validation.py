@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from keras_grown import masks
 from keras_grown._checks import check_finite, is_integer
-from keras_grown.layers.grown_base import validate_growth_settings
+from keras_grown.layers.scope import validate_growth_settings
 from keras_grown.sizing import L0_SCOPES, has_dormant_channels
 
 

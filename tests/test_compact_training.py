@@ -116,6 +116,29 @@ def test_the_step_computes_the_active_channels_and_the_rounds_candidates(fashion
     assert largest == 800 * 800  # fc1, of 1600 x 1000 allocated
 
 
+def test_compute_output_shape_is_what_call_returns_in_every_mode(fashion_stream):
+    model = kg.GrownModel("lenet5", seed=1)
+    backbone = model.backbone
+    probe = keras.Model(backbone.input, [(l.input, l.output) for l in model.grown_layers])
+    images = np.stack([x.numpy() for x, _ in fashion_stream[0].train.take(4)])
+
+    def check(planned):
+        for layer, (inputs, outputs) in zip(model.grown_layers, probe(images)):
+            assert tuple(layer.compute_output_shape(tuple(inputs.shape))) == tuple(outputs.shape)
+            expected = len(layer.plan.out_index) if planned else layer.allocated_units
+            assert outputs.shape[-1] == expected, layer.name
+
+    model.add_task(fashion_stream[0].train, grow=False)  # the active channels only
+    assert model.grown_layers[0].computed_units == 10
+    check(planned=True)
+    model.grow()  # plus this round's candidates
+    assert model.grown_layers[0].computed_units == 20
+    check(planned=True)
+    model.finish_task()  # a finished task: the allocated width, masked
+    assert model.grown_layers[0].computed_units == 40
+    check(planned=False)
+
+
 def test_grow_keeps_the_optimizer_state_of_the_channels_already_computed(fashion_stream):
     model = kg.GrownModel("lenet5", seed=1)
     task = fashion_stream[0]

@@ -9,9 +9,11 @@ import tensorflow as tf
 from keras import ops
 
 from keras_grown import _framework, masks
-from keras_grown._checks import check_finite, is_integer
+from keras_grown._checks import is_integer
 from keras_grown.layers import subnetwork
-from keras_grown.layers.scope import current_growth_settings, next_layer_seed
+from keras_grown.layers.scope import (
+    current_growth_settings, next_layer_seed, validate_growth_settings,
+)
 from keras_grown.layers.task_batch_norm import TaskBatchNorm
 from keras_grown.layers.task_state import TaskStateMixin
 
@@ -501,6 +503,13 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         raise NotImplementedError
 
+    @property
+    def computed_units(self):
+        """The output channels `call()` returns: the plan's on-part while the task has one."""
+        if self.plan is not None and not self.mode.finished:
+            return len(self.plan.out_index)
+        return self.allocated_units
+
     # -- growth bookkeeping (eager, NumPy; never in a compiled step) -----
     def hard_channel_on(self):
         """Output channels on for the current task without noise."""
@@ -682,19 +691,3 @@ def _positive_int(value, name):
     if not is_integer(value, 1):
         raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
     return int(value)
-
-
-def validate_growth_settings(seed_ratio, capacity):
-    """Raises a clear error for a seed ratio outside (0, 1] or a capacity below 1."""
-    check_finite("seed_ratio", seed_ratio, "in (0, 1]")
-    check_finite("capacity", capacity, ">= 1 (the allocated width over the full-size width)")
-    if not 0.0 < float(seed_ratio) <= 1.0:
-        raise ValueError(
-            "seed_ratio is the fraction of the full-size width the seed network "
-            f"starts with and must be in (0, 1]. Received: seed_ratio={seed_ratio}"
-        )
-    if not float(capacity) >= 1.0:
-        raise ValueError(
-            "capacity is the allocated width as a multiple of the full-size "
-            f"width and must be >= 1. Received: capacity={capacity}"
-        )

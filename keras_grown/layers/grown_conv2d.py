@@ -69,12 +69,15 @@ class GrownConv2D(GrownLayer):
         super().build(input_shape)
 
     def _output_shape_for(self, input_shape):
-        return self.compute_output_shape(input_shape)
+        return self._spatial_output_shape(input_shape) + (self.allocated_units,)
 
     def _apply_kernel(self, inputs, kernel):
         return ops.conv(inputs, kernel, strides=self.strides, padding=self.padding)
 
     def compute_output_shape(self, input_shape):
+        return self._spatial_output_shape(input_shape) + (self.computed_units,)
+
+    def _spatial_output_shape(self, input_shape):
         spatial = []
         for size, k, s in zip(input_shape[1:3], self.kernel_size, self.strides):
             if size is None:
@@ -83,7 +86,7 @@ class GrownConv2D(GrownLayer):
                 spatial.append(-(-size // s))
             else:
                 spatial.append((size - k) // s + 1)
-        return (input_shape[0], *spatial, self.allocated_units)
+        return (input_shape[0], *spatial)
 
     def get_config(self):
         config = super().get_config()

@@ -66,4 +66,4 @@ class GrownDense(GrownLayer):
         return ops.matmul(inputs, kernel)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.allocated_units)
+        return (input_shape[0], self.computed_units)

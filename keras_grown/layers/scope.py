@@ -3,6 +3,8 @@
 import contextlib
 import threading
 
+from keras_grown._checks import check_finite
+
 _DEFAULTS = {
     "seed_ratio": 0.5,
     "capacity": 2.0,
@@ -69,3 +71,19 @@ def next_layer_seed():
     count = getattr(_state, "layer_counter", 0)
     _state.layer_counter = count + 1
     return int(base) * 1000 + count
+
+
+def validate_growth_settings(seed_ratio, capacity):
+    """Raises a clear error for a seed ratio outside (0, 1] or a capacity below 1."""
+    check_finite("seed_ratio", seed_ratio, "in (0, 1]")
+    check_finite("capacity", capacity, ">= 1 (the allocated width over the full-size width)")
+    if not 0.0 < float(seed_ratio) <= 1.0:
+        raise ValueError(
+            "seed_ratio is the fraction of the full-size width the seed network "
+            f"starts with and must be in (0, 1]. Received: seed_ratio={seed_ratio}"
+        )
+    if not float(capacity) >= 1.0:
+        raise ValueError(
+            "capacity is the allocated width as a multiple of the full-size "
+            f"width and must be >= 1. Received: capacity={capacity}"
+        )

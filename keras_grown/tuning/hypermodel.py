@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_grown import backbones as backbones_lib
 from keras_grown._checks import check_count, check_seed
-from keras_grown.layers.grown_base import validate_growth_settings
+from keras_grown.layers.scope import validate_growth_settings
 from keras_grown.learning import _resolve_targets, learn, set_seed
 from keras_grown.model import GrownModel
 
