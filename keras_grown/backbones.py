@@ -293,7 +293,8 @@ def channel_sources(model):
                 raise ValueError(
                     f"Cannot trace channels through layer '{step.op.name}' "
                     f"({type(step.op).__name__}). Between grown layers use "
-                    "shape-preserving layers, Flatten, Add or Concatenate."
+                    "shape-preserving layers, Flatten, Add or Concatenate "
+                    "(on the channel axis, axis=-1)."
                 )
             else:
                 mask = graph.derive(step, [masks[id(t)] for t in step.parents])

@@ -13,7 +13,8 @@ computed from, and names the rule it follows:
 * `FLATTEN`: the channel mask repeated over the spatial positions (channels last);
 * `MERGE`: `Add`, `Maximum`, `Average`, `Subtract`; the tensors joined must
   hold the same channels, the union of what they bring;
-* `CONCATENATE`: the masks concatenated;
+* `CONCATENATE`: the masks concatenated (a `Concatenate` on the channel axis;
+  on another axis it is `OTHER`);
 * `SAME`: any other layer of one input that keeps the channel count passes
   the mask through;
 * `OTHER`: anything else (several inputs, or a changed channel count): the
@@ -72,7 +73,8 @@ def _step(tensor):
     elif isinstance(op, MERGE_LAYERS):
         rule = MERGE
     elif isinstance(op, keras.layers.Concatenate):
-        rule = CONCATENATE
+        # Only along the channels (the last axis) do the channel masks concatenate.
+        rule = CONCATENATE if op.axis in (-1, len(tensor.shape) - 1) else OTHER
     elif len(parents) == 1 and parents[0].shape[-1] == tensor.shape[-1]:
         rule = SAME
     else:

@@ -94,6 +94,21 @@ def test_a_layer_that_changes_the_channel_count_is_refused():
         input_on(on)
 
 
+def test_a_concatenate_on_another_axis_is_refused_when_the_model_is_built():
+    def stacked(inputs):
+        a = GrownConv2D(4, 3, padding="same", name="a")(inputs)
+        b = GrownConv2D(4, 3, padding="same", name="b")(inputs)
+        x = keras.layers.Concatenate(axis=1, name="rows")([a, b])  # 12x6x4: not channels
+        x = keras.layers.Flatten(name="flatten")(x)
+        return GrownDense(5, name="d")(x)
+
+    steps = graph.channel_steps(_functional(stacked).outputs[0])
+    assert [step.rule for step in steps if step.op.name == "rows"] == [graph.OTHER]
+    with pytest.raises(ValueError, match=r"Cannot trace channels through layer 'rows' "
+                                         r"\(Concatenate\).*on the channel axis, axis=-1"):
+        kg.GrownModel(stacked, input_shape=(6, 6, 2))
+
+
 def test_compact_export_keeps_the_channels_the_rules_give():
     keras.utils.set_random_seed(0)
     model = kg.GrownModel(branched, input_shape=(6, 6, 2), seed_ratio=0.25, seed=1)
