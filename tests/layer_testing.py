@@ -50,4 +50,35 @@ def run_layer_test(
     np.testing.assert_array_equal(
         np.asarray(loaded_layer(data)), np.asarray(layer(data))
     )
+
+    # Symbolic shapes are the eager ones (Keras' compute_output_spec against a call).
+    symbolic = layer.compute_output_spec(keras.KerasTensor((3,) + tuple(input_shape)))
+    assert tuple(symbolic.shape) == tuple(output.shape)
+
+    # serialize_keras_object round trip (what Keras' own layer tests check).
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(revived) is layer_cls and revived.get_config() == config
+
+    # A gradient step, with growth on: every trainable weight of task 0 gets a gradient
+    # (other tasks' per-task variables are not read), and the step changes the output.
+    import tensorflow as tf
+
+    layer.set_task(0, finished=False, growth_enabled=True)
+    with tf.GradientTape() as tape:
+        loss = keras.ops.sum(keras.ops.square(layer(data, training=True)))
+    gradients = tape.gradient(loss, layer.trainable_weights)
+    other_tasks = tuple(f"task_{k}_" for k in range(1, num_tasks))
+    missing = [w.name for w, g in zip(layer.trainable_weights, gradients)
+               if g is None and not w.name.startswith(other_tasks)]
+    assert missing == [], f"no gradient for {missing}"
+    nonzero = [w.name for w, g in zip(layer.trainable_weights, gradients)
+               if g is not None and np.any(np.asarray(g) != 0)]
+    needed = "free_kernel" if hasattr(layer, "free_kernel") else layer.trainable_weights[0].name
+    assert needed in nonzero, f"the gradient of {needed} is zero ({nonzero} are not)"
+    before = [np.array(w.numpy(), copy=True) for w in layer.trainable_weights]
+    keras.optimizers.SGD(0.1).apply_gradients(
+        [(g, w) for g, w in zip(gradients, layer.trainable_weights) if g is not None])
+    moved = [w.name for w, old in zip(layer.trainable_weights, before)
+             if not np.array_equal(w.numpy(), old)]
+    assert sorted(moved) == sorted(nonzero)
     return layer
