@@ -439,7 +439,9 @@ class GrownLayer(TaskStateMixin, keras.layers.Layer):
                 candidate = 1.0 - active
             else:
                 candidate = ops.convert_to_tensor(np.asarray(self.candidate_mask, "float32"))
-            score = ops.where(owned, self.selective_score, self.attentive_score)
+            # Only read when a mask is learned or pruned (not traced otherwise).
+            score = (ops.where(owned, self.selective_score, self.attentive_score)
+                     if mode.selective or mode.attentive or mode.pruned else None)
         # Owned and free kernels are disjoint: one sample over the combined
         # score serves both masks, and noise is drawn only when one is learned.
         learned = mode.selective or (mode.attentive and not mode.pruned)

@@ -98,7 +98,7 @@ class TaskBatchNorm(TaskStateMixin, keras.layers.Layer):
     def call(self, inputs, training=None):
         # As Keras' BatchNormalization: statistics and the affine map in
         # float32 under a mixed-precision policy, the output in its dtype.
-        dtype = inputs.dtype
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
         if dtype in ("float16", "bfloat16"):
             inputs = ops.cast(inputs, "float32")
         return ops.cast(self._normalize(inputs, training), dtype)
