@@ -4,9 +4,9 @@ TensorFlow does not give back all the memory a trained Keras model used
 (measured: a plain Keras model of 15M weights keeps about 190 MB per
 fit() after it is deleted, `clear_session()` and `gc.collect()`), so a
 long-lived pytest worker that trains hundreds of models grows until the
-machine swaps. One process per test file bounds that (a few short files
-that train little share one); files run in
-parallel (longest first) to use the cores.
+machine swaps. One process per test file (or per small group of files,
+`SHARED_PROCESSES`, that pay TensorFlow's import once) bounds that;
+processes run in parallel (longest first) to use the cores.
 
     python scripts/run_tests.py [-j 2] [pytest arguments ...] [test files or folders]
 
@@ -23,53 +23,71 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-# Files (and the shared process below, named SHARED) in the order of their
-# measured time, longest first: a worker takes the next one as soon as it is
-# free, so the pool ends evenly (longest-processing-time-first). Measured
-# 2026-12-07 on 2 busy cores (a benchmark beside the suite), one run: test_model
-# ~400 s, test_learning ~370 s, the shared process ~310 s, test_schedule ~220 s,
-# test_export 180 s, test_transactions 160 s, test_methods and test_wsn ~150 s,
-# test_docs 140 s, test_checkpoint and test_recipes ~110 s, the rest less (a
-# file's time moves by up to a third between runs). test_docs.py was not
-# listed and ran last, after every other file had finished; test_mixed_precision.py
-# (two short fits) is placed among the short files, not yet measured.
+# Processes, in the order of their measured time, longest first: a worker
+# takes the next one as soon as it is free, so the pool ends evenly
+# (longest-processing-time-first). A file of its own is named by its file
+# name, a shared process (SHARED_PROCESSES below) by its label. Idle host, per
+# file, before the files were grouped: test_model 164 s, the ten short files
+# 154 s, test_learning 147 s, test_schedule 121 s, test_bench 90 s,
+# test_methods 89 s, test_export 86 s, test_docs 82 s, test_transactions 79 s,
+# test_bad_inputs 62 s, test_recipes 59 s, test_wsn 58 s, test_tuning 48 s,
+# test_benchmarks 44 s, test_checkpoint 43 s, test_mixed_precision 27 s,
+# test_xla_distribute 16 s, test_graph 9 s. A file's time moves by up to a
+# third between runs.
 SHARED = "(shared process)"
+SHARED_2 = "(second shared process)"
+SHARED_3 = "(bench and methods)"
+SHARED_4 = "(transactions and bad inputs)"
+SHARED_5 = "(recipes and wsn)"
 LONGEST_FIRST = (
-    "test_model.py",
-    "test_learning.py",
+    SHARED_3,
+    SHARED_2,
     SHARED,
+    "test_learning.py",
+    "test_model.py",
+    SHARED_4,
     "test_schedule.py",
+    SHARED_5,
     "test_export.py",
-    "test_transactions.py",
-    "test_methods.py",
-    "test_wsn.py",
     "test_docs.py",
-    "test_checkpoint.py",
-    "test_recipes.py",
-    "test_bad_inputs.py",
-    "test_tuning.py",
-    "test_bench.py",
-    "test_benchmarks.py",
-    "test_xla_distribute.py",
-    "test_mixed_precision.py",
-    "test_graph.py",
 )
 
-# Short files that train little share one process (each process pays about
-# 6 s importing TensorFlow); they run together, at SHARED's place above.
-SHARED_PROCESS = (
-    "test_compact_training.py",
-    "test_datasets.py",
-    "test_callbacks.py",
-    "test_semantics.py",
-    "test_masks.py",
-    "test_layers.py",
-    "test_evaluation.py",
-    "test_layout.py",
-    "test_loss_scaling.py",
-    "test_mode.py",
+# Files that share a process, each process at its label's place above: every
+# process pays about 7 s importing TensorFlow (and loads the session's
+# Fashion-MNIST stream once), so files that do not need a process of their own
+# share one. Each test frees its models (tests/conftest.py); a process of a
+# few files stays far below the memory of the machine. None of these files
+# needs a fresh TensorFlow: the tf.distribute and multi-worker tests start
+# their own processes, the mixed-precision fixture puts the global policy
+# back, the recipes' smoke runs undo their eager mode.
+SHARED_PROCESSES = (
+    # Short files that train little (about 154 s together).
+    (SHARED, (
+        "test_compact_training.py",
+        "test_datasets.py",
+        "test_callbacks.py",
+        "test_semantics.py",
+        "test_masks.py",
+        "test_layers.py",
+        "test_evaluation.py",
+        "test_layout.py",
+        "test_loss_scaling.py",
+        "test_mode.py",
+    )),
+    # Six more files of under 50 s each (about 190 s together).
+    (SHARED_2, (
+        "test_tuning.py",
+        "test_benchmarks.py",
+        "test_checkpoint.py",
+        "test_mixed_precision.py",
+        "test_xla_distribute.py",
+        "test_graph.py",
+    )),
+    # Pairs of files of a minute or so each.
+    (SHARED_3, ("test_bench.py", "test_methods.py")),
+    (SHARED_4, ("test_transactions.py", "test_bad_inputs.py")),
+    (SHARED_5, ("test_recipes.py", "test_wsn.py")),
 )
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -84,14 +102,15 @@ def main(argv=None):
         files += sorted(path.glob("test_*.py")) if path.is_dir() else [path]
     order = {name: i for i, name in enumerate(LONGEST_FIRST)}
     files.sort(key=lambda f: (order.get(f.name, len(order)), f.name))
-    shared = [f for f in files if f.name in SHARED_PROCESS]
-    groups = [[f] for f in files if f.name not in SHARED_PROCESS]
-    if shared:
-        groups.append(shared)
-    # Longest first, the shared process at its own place (files not listed last).
-    groups.sort(key=lambda paths: order.get(
-        SHARED if paths[0].name in SHARED_PROCESS else paths[0].name, len(order)
-    ))
+    shared_of = {name: label for label, names in SHARED_PROCESSES for name in names}
+    groups = [[f] for f in files if f.name not in shared_of]
+    for label, names in SHARED_PROCESSES:
+        shared = [f for f in files if f.name in names]
+        if shared:
+            groups.append(shared)
+    # Longest first, each shared process at its own place (files not listed last).
+    groups.sort(key=lambda paths: order.get(shared_of.get(paths[0].name, paths[0].name),
+                                            len(order)))
     started = time.monotonic()
 
     def run(paths):
@@ -109,7 +128,7 @@ def main(argv=None):
         ok = completed.returncode in (0, 5)
         if args.log_dir:
             os.makedirs(args.log_dir, exist_ok=True)
-            name = paths[0].name if len(paths) == 1 else "shared-process"
+            name = paths[0].name if len(paths) == 1 else f"shared-{paths[0].stem}"
             Path(args.log_dir, name + ".log").write_text(completed.stdout)
         print(f"{'ok  ' if ok else 'FAIL'} {label} ({seconds:.0f} s): {summary}", flush=True)
         return paths, label, ok, completed.stdout
