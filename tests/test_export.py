@@ -361,7 +361,9 @@ def _umask():
 
 
 # ------------------------------------------------------------------ errors
-@pytest.fixture
+# Built once for the module: the tests make only calls that are refused or
+# that write files (export_all), none changes the model.
+@pytest.fixture(scope="module")
 def untrained():
     """LeNet-5 with task 0 finished (no training) and task 1 being learned."""
     model = kg.GrownModel("lenet5", seed=0)

@@ -220,10 +220,12 @@ def test_a_fit_that_fails_after_growing_puts_everything_back(first_task_file, fa
     model.finish_task()
 
 
-def test_a_model_saved_mid_task_keeps_its_phase(fashion_stream, tmp_path):
+def test_a_model_saved_mid_task_keeps_its_phase(first_task_file, fashion_stream, tmp_path):
+    # Task 0 finished (the module's `first_task_file`, not learned again here),
+    # then this schedule's own settings for task 1.
     schedule = kg.callbacks.GrowWhenNecessary(target=0.9, patience=2, fit_accuracy=0.9)
-    model = _model(growth_schedule=schedule)
-    _first_task(model, fashion_stream)
+    model = _after_first_task(first_task_file, growth_schedule=schedule)
+    assert model.growth_schedule is schedule and model.finished_tasks == [0]
     model.add_task(fashion_stream[1].train)
     model.fix_masks()
     path = tmp_path / "mid_task.keras"
