@@ -29,6 +29,11 @@ from keras_grown.sizing import has_dormant_channels
 # 79.75 % with 2 fixed epochs against 78.45 % with 1).
 FIXED_MASK_SHARE = 0.4
 REUSE_SHARE = 1 / 3
+# Below this many training steps in one fit(), the in-fit decisions were
+# measured below plain training (FIDELITY.md §12c, §12g, §12h: at ~30 steps
+# 0.4-5 points below Scratch on class splits whatever the penalty, far more
+# on unrelated tasks; at 112 steps 1 point; level at 285): it warns.
+SHORT_FIT_STEPS = 200
 
 
 @keras.saving.register_keras_serializable(package="keras_grown")
@@ -83,8 +88,10 @@ class GrowWhenNecessary(keras.callbacks.Callback):
         reuse_epochs: whole epochs of the pick-and-reuse phase at most.
             None: a third of the epochs before the fixed-mask phase (1 of 5,
             2 of 10; a third of the first epoch of 2), rounded up to whole
-            epochs when the phase cannot end inside one (a `target`, a
-            dataset of unknown length, no `accuracy` metric).
+            epochs when the phase cannot end inside one (a dataset of
+            unknown length, no `accuracy` metric). With a `target`, a
+            decision inside an epoch compares the phase's training accuracy
+            with it (no validation runs inside an epoch).
         fixed_mask_epochs: epochs trained under the fixed masks at the end.
             None: 40 % of the fit's epochs, rounded, at least 1 (0 for a
             one-epoch fit): 2 of 5.
@@ -137,6 +144,7 @@ class GrowWhenNecessary(keras.callbacks.Callback):
         self.fit_accuracy = float(fit_accuracy)
         self.phases = []
         self._active = False
+        self._short_warned = False
 
     def get_config(self):
         return {
@@ -189,6 +197,7 @@ class GrowWhenNecessary(keras.callbacks.Callback):
         if not self._active:
             return
         self._epochs = int(self.params.get("epochs") or 1)
+        self._warn_if_short(self.params.get("steps"))
         self._reuse_budget, self._fix_at = self.epochs_of(self._epochs)
         self._seen = 0
         self._best_before = -math.inf
@@ -197,13 +206,28 @@ class GrowWhenNecessary(keras.callbacks.Callback):
         self._decide_at = self._decision_steps()
         self._window = None
 
+    def _warn_if_short(self, steps):
+        total = steps * self._epochs if steps else None
+        if total is None or total >= SHORT_FIT_STEPS or self._short_warned:
+            return
+        self._short_warned = True  # once per schedule: a stream's fits are alike
+        warnings.warn(
+            f"GrowWhenNecessary: this fit() trains {total} steps ({steps} per epoch x "
+            f"{self._epochs} epochs). Growth decided inside one fit() needs a few hundred "
+            f"steps per task: under {SHORT_FIT_STEPS}, GROWN was measured below a plain "
+            "network (0.4 to 5 points at 30 steps on class splits, far more on unrelated "
+            "tasks; FIDELITY.md §12g-§12h), and no setting of the penalty, the masks or "
+            "the target made up for it. Train more epochs (or more data) per task.",
+            stacklevel=2,
+        )
+
     def _decision_steps(self):
         """(epoch, first step, decision step) of a pick-and-reuse phase that ends inside an epoch.
 
         Such a phase ends on the training accuracy of its second half (the
-        steps from `first step` on): without a target, in an epoch whose
-        step count Keras knows, and with an `accuracy` metric. Else the
-        budget is rounded up to whole epochs.
+        steps from `first step` on), in an epoch whose step count Keras
+        knows, and with an `accuracy` metric. Else the budget is rounded up
+        to whole epochs.
         """
         budget = self._reuse_budget
         whole = math.floor(budget)
@@ -211,7 +235,7 @@ class GrowWhenNecessary(keras.callbacks.Callback):
             return None
         steps = self.params.get("steps")
         step = round((budget - whole) * steps) if steps else 0
-        if self.target is not None or not steps or not 0 < step < steps \
+        if not steps or not 0 < step < steps \
                 or "accuracy" not in self.model.get_metrics_result():
             self._reuse_budget = math.ceil(budget)
             return None
@@ -312,8 +336,13 @@ class GrowWhenNecessary(keras.callbacks.Callback):
         model = self.model
         if not model.learnable_growth or not has_dormant_channels(model):
             return False
-        if self.target is not None and phase["best"] >= self.target:
-            return False
+        if self.target is not None:
+            # Inside an epoch no validation has run: the phase's training
+            # accuracy stands for it (it is the lower of the two early on).
+            measured = phase["best"] if phase["best"] > -math.inf \
+                else phase.get("train_accuracy", -math.inf)
+            if measured >= self.target:
+                return False
         if self.target is None and phase.get("train_accuracy", 0.0) >= self.fit_accuracy:
             return False  # the task fits its own data: more capacity is not what it needs
         if phase["phase"] == "grow" and len(self.phases) > 1:

@@ -105,6 +105,52 @@ def test_a_fit_of_unknown_length_rounds_the_reuse_phase_to_whole_epochs(first_ta
     assert [p["phase"] for p in schedule.phases] == ["reuse", "fixed"]
 
 
+def test_a_two_epoch_fit_with_a_target_decides_inside_its_first_epoch(first_task_file,
+                                                                      fashion_stream):
+    # With a target the reuse phase of a 2-epoch fit also ends a third into the
+    # first epoch, judged on its training accuracy against the target (no
+    # validation runs inside an epoch). Before, the budget was rounded up to
+    # the one learning epoch, and no task after the first could grow.
+    for target, phases in ((1.0, [("reuse", 0), ("grow", 0), ("fixed", 1)]),
+                           (0.01, [("reuse", 0), ("fixed", 0)])):
+        schedule = kg.callbacks.GrowWhenNecessary(target=target)
+        model = _after_first_task(first_task_file, growth_schedule=schedule)
+        model.add_task(fashion_stream[1].train)
+        with pytest.warns(UserWarning, match=r"this fit\(\) trains \d+ steps .* Train more epochs"):
+            _fit(model, fashion_stream[1], 2, 1)
+        assert [(p["phase"], p["start_epoch"]) for p in schedule.phases] == phases
+        assert 0.0 < schedule.phases[0]["train_accuracy"] < 1.0
+        assert (_grown_channels(model.finish_task()) > 0) == (target == 1.0)
+
+
+def test_the_short_fit_warning_comes_once_and_only_under_the_threshold(
+        first_task_file, fashion_stream, monkeypatch):
+    import warnings
+
+    from keras_grown import schedule as schedule_module
+
+    schedule = kg.callbacks.GrowWhenNecessary()
+    model = _after_first_task(first_task_file, growth_schedule=schedule)
+
+    def fit_task(index):
+        train = prepare(fashion_stream[index].train, 64, True, index)
+        model.add_task(fashion_stream[index].train)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(train, epochs=1, verbose=0)
+        model.finish_task()
+        return int(train.cardinality()), [
+            str(w.message) for w in caught if "GrowWhenNecessary: this fit()" in str(w.message)]
+
+    steps = int(prepare(fashion_stream[1].train, 64).cardinality())
+    monkeypatch.setattr(schedule_module, "SHORT_FIT_STEPS", steps)  # exactly these fits' steps
+    assert fit_task(1) == (steps, [])
+    monkeypatch.setattr(schedule_module, "SHORT_FIT_STEPS", steps + 1)
+    _, said = fit_task(2)
+    assert len(said) == 1 and f"trains {steps} steps ({steps} per epoch x 1 epochs)" in said[0]
+    assert fit_task(3) == (steps, [])  # the same schedule says it once
+
+
 def test_a_task_that_fits_its_data_is_not_grown(first_task_file, fashion_stream):
     # fit_accuracy=0.05: every phase already fits; target=0.01: already reached.
     for schedule in (kg.callbacks.GrowWhenNecessary(reuse_epochs=1, fit_accuracy=0.05),
