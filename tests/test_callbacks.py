@@ -193,8 +193,9 @@ def test_growth_and_fixed_masks_decided_inside_one_fit_are_written_where_they_ha
     model.fit(tasks[0].train.take(128).batch(64), epochs=1, callbacks=[monitor], verbose=0)
     monitor.on_task_end(model, model.finish_task())
     model.add_task(tasks[1].train)
-    # A target no task reaches: 3 epochs are reuse, one growth round, fixed masks.
-    schedule = kg.callbacks.GrowWhenNecessary(target=1.0)
+    # A target no task reaches: 3 epochs are reuse, one growth round, fixed masks
+    # (reuse_epochs=1: the phases change at epoch ends, where the monitor writes).
+    schedule = kg.callbacks.GrowWhenNecessary(target=1.0, reuse_epochs=1)
     model.fit(tasks[1].train.take(128).batch(64), validation_data=tasks[1].val.batch(64),
               epochs=3, callbacks=[monitor, schedule], verbose=0)
     assert [p["phase"] for p in schedule.phases] == ["reuse", "grow", "fixed"]
