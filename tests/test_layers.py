@@ -79,3 +79,24 @@ def test_bad_layer_arguments(kwargs, message):
 def test_grown_dense_needs_flat_inputs():
     with pytest.raises(ValueError, match="Add a Flatten layer first"):
         GrownDense(4).build((None, 3, 3))
+
+
+def test_a_layer_alone_names_how_to_use_it_and_then_trains():
+    import keras
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    with pytest.raises(ValueError, match=r"has no task selected.*num_tasks=1.*set_task\(0, "):
+        GrownDense(4)(x)
+    layer = GrownDense(4, num_tasks=1, seed=0)
+    layer.build(x.shape)
+    layer.set_task(0, finished=False)
+    before = keras.ops.convert_to_numpy(layer(x, training=False))
+    assert before.shape == (8, layer.allocated_units)
+    with tf.GradientTape() as tape:
+        loss = keras.ops.sum(keras.ops.square(layer(x, training=True)))
+    grads = tape.gradient(loss, layer.trainable_weights)
+    assert any(g is not None and np.any(keras.ops.convert_to_numpy(g)) for g in grads)
+    keras.optimizers.SGD(0.1).apply_gradients(
+        [(g, v) for g, v in zip(grads, layer.trainable_weights) if g is not None])
+    assert not np.array_equal(before, keras.ops.convert_to_numpy(layer(x, training=False)))

@@ -98,7 +98,9 @@ class TaskStateMixin:
         if self.task is None:
             raise ValueError(
                 f"Layer '{self.name}' has no task selected. Call "
-                "GrownModel.add_task() (or select_task()) before using the model."
+                "GrownModel.add_task() (or select_task()) before using the model. To use "
+                "the layer on its own, create it with num_tasks=1, build it, and call "
+                "layer.set_task(0, finished=False)."
             )
         return self._task_variables[self.task][key]
 
