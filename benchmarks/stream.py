@@ -10,21 +10,26 @@ the way a user would write them:
   thing a user can do);
 * **plain Scratch**: a new full-size LeNet-5 per task, `fit()`, evaluate.
 
-Against them:
+Against them, every one through `kg.learn()` on the same engine:
 
-* **GROWN, target=None**: `kg.learn(GrownModel(...))` with its defaults, one
-  `fit()` per task with the growth decided inside it (`GrowWhenNecessary`;
-  same epochs as the plain loops), target <= 1.0x plain Fine-tune;
+* **GROWN, target=None**: `GrownModel` with its defaults, one `fit()` per
+  task with the growth decided inside it (`GrowWhenNecessary`; the same
+  epochs as the plain loops): <= 2.0x plain Scratch (issue 26), <= 1.0x
+  plain Fine-tune (issue 12) and <= 1.0x WSN in our engine (issue 28: the
+  method a user would pick instead, on the same stream and epochs);
 * **GROWN, target="scratch"**: a full-size Scratch reference per task sets
-  the target of the same one-fit loop, target <= 2.0x plain Scratch (which
-  it contains);
-* **Fine-tune in our engine** (`methods.FineTune()` through `kg.learn`):
-  the engine's overhead, target <= 1.1x plain Fine-tune.
+  the target of the same one-fit loop, <= 2.0x plain Scratch (which it
+  contains);
+* **WSN (our engine)** (`methods.WSN()`, capacity 0.5) and **PackNet (our
+  engine)** (which trains each task twice: before and after pruning): no
+  target, their ratio against plain Scratch;
+* **Fine-tune in our engine** (`methods.FineTune()`): the engine's
+  overhead, <= 1.1x plain Fine-tune.
 
-Where the floor is (no target; ratio against plain Fine-tune): GROWN with
-no fixed-mask epochs (`fixed_mask_epochs=0`), and the same with a
-quarter-width growth window (`growth_candidates=0.25`), the two settings
-that trade accuracy for time.
+Where the floor is (no target; ratio against plain Scratch): GROWN with no
+fixed-mask epochs (`fixed_mask_epochs=0`), and the same with a quarter-width
+growth window (`growth_candidates=0.25`), the settings that trade accuracy
+for time.
 
 Contenders are interleaved (A B C ..., then reversed); ratios are per round.
 
@@ -43,18 +48,28 @@ import harness  # noqa: E402
 
 TITLE = "2. Whole stream: GROWN against plain Keras"
 
-LIMITS = {
-    "GROWN, target=None": ("plain Fine-tune", 1.0),
-    'GROWN, target="scratch"': ("plain Scratch", 2.0),
-    "Fine-tune (our engine)": ("plain Fine-tune", 1.1),
-}
-ONE_STAGE = "GROWN, target=None, one stage"
-SMALL_WINDOW = "GROWN, target=None, one stage, growth_candidates=0.25"
-# The plain loop each contender's ratio is against (the last two have no target).
+GROWN = "GROWN, target=None"
+WSN = "WSN (our engine)"
+PACKNET = "PackNet (our engine)"
+# (contender, the contender its wall time is divided by, the bound).
+LIMITS = (
+    (GROWN, "plain Scratch", 2.0),
+    (GROWN, "plain Fine-tune", 1.0),
+    (GROWN, WSN, 1.0),
+    ('GROWN, target="scratch"', "plain Scratch", 2.0),
+    ("Fine-tune (our engine)", "plain Fine-tune", 1.1),
+)
+ONE_STAGE = "GROWN, fixed_mask_epochs=0"
+SMALL_WINDOW = "GROWN, fixed_mask_epochs=0, growth_candidates=0.25"
+# The plain loop each contender's ratio is against in the table.
 YARDSTICKS = {
-    **{name: reference for name, (reference, _) in LIMITS.items()},
-    ONE_STAGE: "plain Fine-tune",
-    SMALL_WINDOW: "plain Fine-tune",
+    GROWN: "plain Scratch",
+    'GROWN, target="scratch"': "plain Scratch",
+    WSN: "plain Scratch",
+    PACKNET: "plain Scratch",
+    "Fine-tune (our engine)": "plain Fine-tune",
+    ONE_STAGE: "plain Scratch",
+    SMALL_WINDOW: "plain Scratch",
 }
 
 
@@ -81,7 +96,7 @@ def main(argv=None):
         # The paper's loop trains a Scratch reference and growth rounds per
         # task: tested by the learn() tests, too slow for a smoke run.
         args.skip = ";".join(filter(None, [
-            args.skip, 'GROWN, target="scratch"', "plain Scratch", "Fine-tune (our engine)",
+            args.skip, 'GROWN, target="scratch"', "Fine-tune (our engine)", WSN, PACKNET,
             ONE_STAGE, SMALL_WINDOW,
         ]))
     tf, keras = harness.setup(args.seed)
@@ -122,24 +137,39 @@ def main(argv=None):
                 )["accuracy"]
         return sum(accuracy.values()) / len(accuracy), float(shared) or len(stream), None
 
-    class StageClock(keras.callbacks.Callback):
-        """Wall time of every fit() of a run, by stage: masks learned or fixed."""
+    class PhaseClock(keras.callbacks.Callback):
+        """Wall time inside the fit() calls of a run: the training batches, by phase, and the rest.
+
+        A batch counts where the task stood when it began: masks learned
+        (pick and reuse, growth rounds; every batch of a method without
+        masks) or fixed (the last phase of a GROWN task, PackNet's
+        re-training). The first batch of a phase holds its trace.
+        """
 
         def __init__(self):
             super().__init__()
-            self.seconds = {"masks learned": 0.0, "masks fixed": 0.0}
+            self.seconds = {"masks learned": 0.0, "masks fixed": 0.0, "rest of fit()": 0.0}
 
         def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
+            self.fit_start = time.perf_counter()
+            self.batches = 0.0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.fixed = bool(getattr(self.model, "masks_fixed", False))
+            self.batch_start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            seconds = time.perf_counter() - self.batch_start
+            self.seconds["masks fixed" if self.fixed else "masks learned"] += seconds
+            self.batches += seconds
 
         def on_train_end(self, logs=None):
-            fixed = getattr(self.model, "masks_fixed", False)
-            self.seconds["masks fixed" if fixed else "masks learned"] += (
-                time.perf_counter() - self.start
+            self.seconds["rest of fit()"] += (
+                time.perf_counter() - self.fit_start - self.batches
             )
 
     def through_learn(method, target=None):
-        clock = StageClock()
+        clock = PhaseClock()
         result = kg.learn(
             method, stream, epochs=args.epochs, batch_size=args.batch_size,
             seed=args.seed, target=target, callbacks=[clock],
@@ -149,8 +179,10 @@ def main(argv=None):
     factories = {
         "plain Fine-tune": lambda: plain_loop(shared=True),
         "plain Scratch": lambda: plain_loop(shared=False),
-        "GROWN, target=None": lambda: through_learn(methods.GROWN(**grown)),
+        GROWN: lambda: through_learn(methods.GROWN(**grown)),
         'GROWN, target="scratch"': lambda: through_learn(methods.GROWN(**grown), "scratch"),
+        WSN: lambda: through_learn(methods.get("wsn", backbone="lenet5")),
+        PACKNET: lambda: through_learn(methods.get("packnet", backbone="lenet5")),
         "Fine-tune (our engine)": lambda: through_learn(methods.FineTune(backbone="lenet5")),
         ONE_STAGE: lambda: through_learn(methods.GROWN(fixed_mask_epochs=0, **grown)),
         SMALL_WINDOW: lambda: through_learn(
@@ -199,17 +231,17 @@ def main(argv=None):
         ])
     train_count = stream[0].sizes["train"]
     lines = [
-        f"Split Fashion-MNIST, {args.tasks} tasks, LeNet-5, {args.epochs} epoch(s) per stage, "
+        f"Split Fashion-MNIST, {args.tasks} tasks, LeNet-5, {args.epochs} epoch(s) per task, "
         f"{train_count} training images per task ({args.train_per_task or 'all'} taken, 10% "
         f"to validation), {stream[0].sizes['test']} test images per task, batch "
         f"{args.batch_size}, Adam, graph mode (no XLA). Wall time of the whole loop "
         "(train, evaluate every task seen after each task). GROWN: seed_ratio "
-        f"{args.seed_ratio}, capacity {args.capacity}, the package defaults otherwise: it "
-        "trains two stages per task (the masks learn, then the weights train under the fixed "
-        "masks for as many epochs, `GROWN(fixed_mask_epochs=None)`), twice the plain loops' "
-        "epochs; the second table shows what each stage costs. The two *one stage* rows "
-        "(`GROWN(fixed_mask_epochs=0)`, and with `growth_candidates=0.25`) show where the "
-        "floor is: the settings that trade accuracy for time (no target). "
+        f"{args.seed_ratio}, capacity {args.capacity}, the package defaults otherwise: one "
+        "`fit()` of the plain loops' epochs per task, the growth decided inside it "
+        "(`GrowWhenNecessary`: pick and reuse, growth while the task underfits, the last "
+        "40 % of the epochs under the fixed masks). WSN at capacity 0.5; PackNet trains "
+        "each task twice (before and after pruning). The two *fixed_mask_epochs=0* rows "
+        "show where the floor is: the settings that trade accuracy for time (no target). "
         f"Contenders interleaved over {args.repeats} round(s); ratio = median "
         "[min-max] of the per-round ratios.",
         "",
@@ -218,16 +250,21 @@ def main(argv=None):
             rows,
         ),
         "",
-        "Where the time of the runs through `kg.learn` goes (last round): the `fit()` calls "
-        "while the masks learn (GROWN's first stage and growth rounds; every `fit()` of a "
-        "method without masks) and while they are fixed (GROWN's last stage per task), and "
-        "the rest (Scratch references, `add_task()`, `finish_task()`, evaluating every task "
-        "seen).",
+        "Where the time of the runs through `kg.learn` goes (last round): the training "
+        "batches while the masks learn (pick and reuse, growth rounds; every batch of a "
+        "method without masks) and while they are fixed, the first batch of each phase "
+        "holding its trace; the rest of the `fit()` calls (validation, epoch ends, phase "
+        "changes); and everything outside them (Scratch references, `add_task()`, "
+        "`finish_task()`, evaluating every task seen).",
         "",
-        harness.table(["contender", "wall", "masks learned", "masks fixed", "the rest"], stages),
+        harness.table(
+            ["contender", "wall", "batches, masks learned", "batches, masks fixed",
+             "rest of fit()", "outside fit()"],
+            stages,
+        ),
         "",
     ]
-    for name, (reference, limit) in LIMITS.items():
+    for name, reference, limit in LIMITS:
         if name in times and reference in times:
             lines.append(harness.verdict(
                 f"{name} wall time / {reference} wall time",
