@@ -140,10 +140,14 @@ def main(argv=None):
     class PhaseClock(keras.callbacks.Callback):
         """Wall time inside the fit() calls of a run: the training batches, by phase, and the rest.
 
-        A batch counts where the task stood when it began: masks learned
-        (pick and reuse, growth rounds; every batch of a method without
-        masks) or fixed (the last phase of a GROWN task, PackNet's
-        re-training). The first batch of a phase holds its trace.
+        A batch is timed from its start to the next one's, and counts where
+        the task stood when it began: masks learned (pick and reuse, growth
+        rounds; every batch of a method without masks) or fixed (the last
+        phase of a GROWN task, PackNet's re-training). The first batch of a
+        phase holds its trace. Only batch *starts* are hooked: a callback
+        with `on_train_batch_end` makes Keras copy the logs to Python after
+        every step, which the plain loops do not pay. So the last batch of
+        each epoch counts in the rest of the fit() (with the validation).
         """
 
         def __init__(self):
@@ -154,14 +158,17 @@ def main(argv=None):
             self.fit_start = time.perf_counter()
             self.batches = 0.0
 
-        def on_train_batch_begin(self, batch, logs=None):
-            self.fixed = bool(getattr(self.model, "masks_fixed", False))
-            self.batch_start = time.perf_counter()
+        def on_epoch_begin(self, epoch, logs=None):
+            self.batch_start = None
 
-        def on_train_batch_end(self, batch, logs=None):
-            seconds = time.perf_counter() - self.batch_start
-            self.seconds["masks fixed" if self.fixed else "masks learned"] += seconds
-            self.batches += seconds
+        def on_train_batch_begin(self, batch, logs=None):
+            now = time.perf_counter()
+            if self.batch_start is not None:
+                seconds = now - self.batch_start
+                self.seconds["masks fixed" if self.fixed else "masks learned"] += seconds
+                self.batches += seconds
+            self.fixed = bool(getattr(self.model, "masks_fixed", False))
+            self.batch_start = now
 
         def on_train_end(self, logs=None):
             self.seconds["rest of fit()"] += (
@@ -253,7 +260,8 @@ def main(argv=None):
         "Where the time of the runs through `kg.learn` goes (last round): the training "
         "batches while the masks learn (pick and reuse, growth rounds; every batch of a "
         "method without masks) and while they are fixed, the first batch of each phase "
-        "holding its trace; the rest of the `fit()` calls (validation, epoch ends, phase "
+        "holding its trace, each batch timed from its start to the next one's; the rest of "
+        "the `fit()` calls (the last batch of each epoch, validation, epoch ends, phase "
         "changes); and everything outside them (Scratch references, `add_task()`, "
         "`finish_task()`, evaluating every task seen).",
         "",
