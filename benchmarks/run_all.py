@@ -72,7 +72,7 @@ def summarize(path, quick=False):
     info = harness.machine()
     sections = harness.read_sections(path)
     lines = [
-        "Every target of issues 8 and 12, as the latest run of each benchmark on this device "
+        "Every target of issues 8, 12, 26 and 28, as the latest run of each benchmark on this device "
         "measured it (details in the sections below). The machine is shared with other "
         "engineers' test runs: absolute times are noisy, the ratios are measured inside one "
         "run with the contenders interleaved.",

@@ -142,8 +142,8 @@ def main(argv=None):
 
         A batch is timed from its start to the next one's, and counts where
         the task stood when it began: masks learned (pick and reuse, growth
-        rounds; every batch of a method without masks) or fixed (the last
-        phase of a GROWN task, PackNet's re-training). The first batch of a
+        rounds; every batch of a method without masks, PackNet's re-training
+        included) or fixed (the last phase of a GROWN task). The first batch of a
         phase holds its trace. Only batch *starts* are hooked: a callback
         with `on_train_batch_end` makes Keras copy the logs to Python after
         every step, which the plain loops do not pay. So the last batch of
@@ -259,7 +259,7 @@ def main(argv=None):
         "",
         "Where the time of the runs through `kg.learn` goes (last round): the training "
         "batches while the masks learn (pick and reuse, growth rounds; every batch of a "
-        "method without masks) and while they are fixed, the first batch of each phase "
+        "method without GROWN's fixed-mask phase, PackNet's re-training included) and while they are fixed, the first batch of each phase "
         "holding its trace, each batch timed from its start to the next one's; the rest of "
         "the `fit()` calls (the last batch of each epoch, validation, epoch ends, phase "
         "changes); and everything outside them (Scratch references, `add_task()`, "
